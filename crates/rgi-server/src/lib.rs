@@ -1,0 +1,3 @@
+//! The reference RGI server (work in progress).
+#![deny(missing_docs)]
+mod ws;

@@ -1,0 +1,2 @@
+//! tower adapters for RGI (work in progress).
+#![deny(missing_docs)]

@@ -1,0 +1,8 @@
+//! The applications behind the `rgi-examples` binaries, in a library so that tests can drive
+//! them in-process with `rgi-test`.
+#![deny(missing_docs)]
+
+pub mod chat;
+pub mod hello;
+pub mod lifespan_state;
+pub mod websocket_echo;

@@ -1,0 +1,1 @@
+//! The `lifespan_state` example (being written).

@@ -1,0 +1,1 @@
+//! The `websocket_echo` example (being written).
