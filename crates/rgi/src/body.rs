@@ -222,8 +222,10 @@ impl Body {
                         }
                     }
                 } else {
-                    // Trailers are the last frame (HTTP-TRAIL-1).
+                    // Trailers are the last frame (HTTP-TRAIL-1): the body ends here, whatever
+                    // the wrapped body would yield next.
                     this.done = true;
+                    this.kind = Kind::Empty;
                 }
                 Poll::Ready(Some(Ok(frame)))
             }

@@ -68,9 +68,10 @@
 //!
 //! ## Versioning
 //!
-//! [`SPEC_VERSION`] is the version of SPEC.md this crate implements (`CORE-VER`). A minor version
-//! of the spec may add optional requirements, extension types, and fields or variants to the
-//! `#[non_exhaustive]` types of this crate; it never changes what a `MUST` says.
+//! [`SPEC_VERSION`] is the version of SPEC.md this crate implements (`CORE-VER-1`). From 1.0
+//! on, a minor version of the spec — and within 0.1, a 0.1.x revision of this crate — may add
+//! optional requirements, extension types, and fields or variants to the `#[non_exhaustive]`
+//! types of this crate; it never changes what a `MUST` says (`CORE-VER-5`).
 #![deny(missing_docs)]
 #![doc(test(attr(deny(warnings))))]
 

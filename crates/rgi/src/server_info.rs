@@ -5,7 +5,10 @@ use std::fmt;
 
 use crate::{SPEC_VERSION, SpecVersion};
 
-/// An optional feature a server may support (`EXT-CAP-*`).
+/// An optional feature a server may support (`EXT-CAP-1`).
+///
+/// A capability means what the server honours in this run, with its configuration
+/// (`EXT-CAP-2`): `Tls` only when it serves TLS, `MountPrefix` only with a configured prefix.
 ///
 /// Per request, a capability shows as the presence of its extension type; at startup, as a
 /// member of [`ServerInfo::capabilities`].
@@ -32,9 +35,9 @@ pub enum Capability {
     WebSocket,
     /// WebSocket over HTTP/2 extended CONNECT, RFC 8441 (`WS-H2-*`).
     WebSocketHttp2,
-    /// A mount prefix ([`crate::MountPrefix`]) can be configured (`HTTP-PATH-*`).
+    /// This run serves under a mount prefix ([`crate::MountPrefix`], `HTTP-PATH-4`).
     MountPrefix,
-    /// Trusted proxy headers can be configured (`HTTP-CONN-5`).
+    /// This run takes the client address and scheme from trusted proxies (`HTTP-CONN-5`).
     ProxyHeaders,
 }
 

@@ -165,10 +165,10 @@ impl CloseCode {
         self.0
     }
 
-    /// Whether the code may appear in a close frame on the wire (RFC 6455 §7.4.1–7.4.2):
-    /// 1000–1003, 1007–1011, and 3000–4999.
+    /// Whether the code may appear in a close frame on the wire (RFC 6455 §7.4, and the IANA
+    /// registry's 1012–1014): 1000–1003, 1007–1014, and 3000–4999 (`WS-CLOSE-6`).
     pub fn is_sendable(&self) -> bool {
-        matches!(self.0, 1000..=1003 | 1007..=1011 | 3000..=4999)
+        matches!(self.0, 1000..=1003 | 1007..=1014 | 3000..=4999)
     }
 }
 

@@ -210,3 +210,21 @@ fn body_is_send_and_sync() {
     assert_send_sync::<Body>();
     assert_send_sync::<rgi::Request>();
 }
+
+/// HTTP-TRAIL-1: nothing follows the trailers frame, whatever the wrapped body yields.
+#[test]
+fn body_ends_after_trailers() {
+    let (mut body, polls) = scripted(
+        vec![
+            data("a"),
+            Ok(Frame::trailers(HeaderMap::new())),
+            data("late"),
+        ],
+        None,
+    );
+    assert!(block_on(body.frame()).unwrap().unwrap().is_data());
+    assert!(block_on(body.frame()).unwrap().unwrap().is_trailers());
+    assert!(block_on(body.frame()).is_none());
+    assert!(body.is_end_stream());
+    assert_eq!(polls.load(std::sync::atomic::Ordering::SeqCst), 2);
+}

@@ -185,6 +185,8 @@ fn unsendable_close_codes_are_refused() {
     assert!(!CloseCode::ABNORMAL.is_sendable());
     assert!(!CloseCode::new(1004).unwrap().is_sendable());
     assert!(CloseCode::new(4000).unwrap().is_sendable());
+    assert!(CloseCode::new(1012).unwrap().is_sendable());
+    assert!(!CloseCode::new(1015).unwrap().is_sendable());
     let (mut ws, sent) = socket(vec![]);
     let frame = CloseFrame::new(CloseCode::NO_STATUS, "").unwrap();
     let result = block_on(ws.close(Some(frame)));

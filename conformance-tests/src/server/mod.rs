@@ -1,0 +1,177 @@
+//! Server mode: drive a server that hosts the [`Probe`](crate::probe::Probe) over real sockets.
+
+mod http1;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use rgi::{Capabilities, Capability};
+
+use crate::report::{CaseResult, Outcome, Report};
+
+/// What a case needs to know about the server under test.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// Where the server listens (plain HTTP).
+    pub addr: SocketAddr,
+    /// What the server claims.
+    pub manifest: Arc<Manifest>,
+}
+
+/// The capability manifest: the optional features an implementation claims (`EXT-CAP-9`).
+///
+/// Cases for features the manifest does not claim are reported as skipped, never as passed.
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    /// The claimed capabilities.
+    pub capabilities: Capabilities,
+}
+
+impl Manifest {
+    /// A manifest claiming `capabilities`.
+    pub fn new(capabilities: Capabilities) -> Self {
+        Self { capabilities }
+    }
+
+    /// Parses a manifest: capability names separated by commas, whitespace or new lines;
+    /// `#` starts a comment.
+    pub fn parse(text: &str) -> Result<Self, UnknownCapability> {
+        let mut capabilities = Capabilities::empty();
+        for line in text.lines() {
+            let line = line.split('#').next().unwrap_or("");
+            for name in line.split([',', ' ', '\t']).filter(|n| !n.is_empty()) {
+                let capability = Capability::from_name(name)
+                    .ok_or_else(|| UnknownCapability(name.to_owned()))?;
+                capabilities.insert(capability);
+            }
+        }
+        Ok(Self { capabilities })
+    }
+}
+
+/// A capability name that RGI does not define.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error(
+    "unknown capability {0:?} (known: http1, http2, tls, unix-sockets, request-trailers, response-trailers, early-hints, upgrade, websocket, websocket-http2, mount-prefix, proxy-headers)"
+)]
+pub struct UnknownCapability(pub String);
+
+type CaseFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
+
+/// One server-mode case.
+#[derive(Clone, Copy)]
+pub struct ServerCase {
+    /// The case's name.
+    pub name: &'static str,
+    /// The requirement IDs it checks.
+    pub ids: &'static [&'static str],
+    /// The capability it needs, if any.
+    pub needs: Option<Capability>,
+    run: fn(Target) -> CaseFuture,
+}
+
+impl std::fmt::Debug for ServerCase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerCase")
+            .field("name", &self.name)
+            .field("ids", &self.ids)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Defines a [`ServerCase`] from an `async fn(Target) -> Result<(), String>`.
+macro_rules! server_case {
+    ($name:literal, [$($id:literal),+ $(,)?], $needs:expr, $run:path) => {
+        $crate::server::ServerCase::new($name, &[$($id),+], $needs, |target| Box::pin($run(target)))
+    };
+}
+pub(crate) use server_case;
+
+/// Fails the case with a message unless `cond` holds.
+macro_rules! check {
+    ($cond:expr, $($msg:tt)+) => {
+        if !$cond {
+            return Err(format!($($msg)+));
+        }
+    };
+}
+pub(crate) use check;
+
+impl ServerCase {
+    pub(crate) const fn new(
+        name: &'static str,
+        ids: &'static [&'static str],
+        needs: Option<Capability>,
+        run: fn(Target) -> CaseFuture,
+    ) -> Self {
+        Self {
+            name,
+            ids,
+            needs,
+            run,
+        }
+    }
+}
+
+/// Every server-mode case, in the order they run.
+pub fn cases() -> Vec<ServerCase> {
+    http1::cases()
+}
+
+/// Runs every case against `target`.
+pub async fn run(target: &Target) -> Report {
+    let mut report = Report::new();
+    for case in cases() {
+        let outcome = match case.needs {
+            Some(capability) if !target.manifest.capabilities.contains(capability) => {
+                Outcome::Skipped(format!("capability `{capability}` not claimed"))
+            }
+            _ => match tokio::spawn((case.run)(target.clone())).await {
+                Ok(Ok(())) => Outcome::Passed,
+                Ok(Err(why)) => Outcome::Failed(why),
+                Err(join) => Outcome::Failed(format!("the case itself failed: {join}")),
+            },
+        };
+        report.push(CaseResult {
+            name: case.name,
+            ids: case.ids,
+            outcome,
+        });
+    }
+    report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manifests_parse_names_and_reject_unknown_ones() {
+        let manifest = Manifest::parse("http1, http2 # comment\nwebsocket\n").unwrap();
+        assert!(manifest.capabilities.contains(Capability::Http2));
+        assert!(manifest.capabilities.contains(Capability::WebSocket));
+        assert!(!manifest.capabilities.contains(Capability::Tls));
+        assert!(Manifest::parse("http3").is_err());
+    }
+
+    #[test]
+    fn every_case_cites_requirements_of_the_spec() {
+        let defined: std::collections::HashSet<String> =
+            crate::spec::requirements(crate::spec::SPEC_TEXT)
+                .into_iter()
+                .map(|r| r.id)
+                .collect();
+        for case in cases() {
+            assert!(!case.ids.is_empty(), "{} cites no requirement", case.name);
+            for id in case.ids {
+                assert!(
+                    defined.contains(*id),
+                    "{} cites {id}, which SPEC.md does not define",
+                    case.name
+                );
+            }
+        }
+    }
+}
