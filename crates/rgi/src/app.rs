@@ -29,7 +29,33 @@ use crate::{BoxApp, BoxError, Request, ServerInfo};
 ///   that through [`crate::Disconnect`] first (`CORE-CANCEL-*`).
 ///
 /// The state an application shares between requests is simply the `App` value itself; build it
-/// at startup with [`Lifespan`] (`LIFE-STATE-1`).
+/// at startup with [`Lifespan`] (`LIFE-STATE-1`). Do not hold a lock guard of that state across
+/// an await point (`LIFE-STATE-3`).
+///
+/// # Duties of the application
+///
+/// - Do not block the thread that polls your futures: move blocking I/O and long computations
+///   to a blocking pool or a thread (`CORE-APP-7`). If you need services of a particular
+///   runtime (tokio timers, `tokio::spawn`), say so and fail at startup when they are missing.
+/// - Tolerate being dropped at any await point of `call`, of the response body and of
+///   handlers (`CORE-CANCEL-5`); detach work that must finish whatever the client does, and
+///   watch [`crate::Disconnect`] to learn how the exchange ended (`CORE-CANCEL-6`,
+///   `HTTP-DISC-9`).
+/// - Return a status in `200..=599` (`HTTP-RESP-2`), only valid header names and values
+///   (`HTTP-RESP-4`), and none of the connection-specific fields `connection`, `keep-alive`,
+///   `transfer-encoding`, `te`, `upgrade`, `proxy-connection` (`HTTP-RESP-5`).
+/// - A `content-length` you set must match the body, except for `HEAD` and `304`, where it is
+///   the length a `GET` would get (`HTTP-RESP-12`). Answer `HEAD` with the fields of `GET` and no
+///   body (`HTTP-FRAME-6`); produce no body for `204` and `304` (`HTTP-FRAME-8`). A body fed by
+///   another task must end only when the producer finished deliberately, and fail otherwise
+///   (`HTTP-FRAME-10`).
+/// - Response trailers: check the request's `te: trailers` when the client must see them and
+///   set no `content-length` then (`HTTP-TRAIL-6`); never put framing, routing or
+///   authentication fields in them (`HTTP-TRAIL-7`); announce their names in a `trailer`
+///   field (`HTTP-TRAIL-10`).
+/// - Read the request's authority from `uri().authority()` when present, else from `host`
+///   (`HTTP-REQ-10`); do not depend on the relative order of fields with different names
+///   (`HTTP-REQ-8`).
 ///
 /// # Example
 ///
@@ -74,7 +100,8 @@ pub trait App: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Response<Self::Body>, Self::Error>> + Send;
 
     /// Releases what the application holds. The server calls it exactly once, after the last
-    /// request has finished (or the drain deadline passed), if startup succeeded (`LIFE-SHUT-*`).
+    /// request has finished (or the drain deadline passed), if startup succeeded (`LIFE-SHUT-1`).
+    /// It should complete in bounded time (`LIFE-SHUT-5`).
     fn shutdown(&self) -> impl Future<Output = ()> + Send {
         std::future::ready(())
     }
@@ -96,7 +123,9 @@ pub trait App: Send + Sync + 'static {
 /// error, and exits with a non-zero status (`LIFE-START-2`).
 ///
 /// Every [`App`] is a `Lifespan` that starts as itself, so applications without startup work
-/// need nothing more (`LIFE-START-3`).
+/// need nothing more (`LIFE-START-3`). Report startup failures as a [`StartupError`] with a
+/// message an operator can act on, rather than by panicking (`LIFE-START-7`); an application
+/// that needs an optional feature checks [`ServerInfo::capabilities`] here (`EXT-CAP-6`).
 ///
 /// # Example
 ///

@@ -25,6 +25,9 @@ type DynBody = Pin<Box<dyn http_body::Body<Data = Bytes, Error = BodyError> + Se
 /// It implements [`http_body::Body`], so everything built on that trait (http-body-util, hyper,
 /// axum, tonic) reads it directly; [`Body::frame`] and [`Body::collect`] cover the common cases.
 ///
+/// The first error a body yields ends it: do not treat a later `None` as a complete body
+/// (`HTTP-BODY-9`). A body read whole into memory should have a finite limit.
+///
 /// # The request body limit
 ///
 /// A body may carry a size limit (`HTTP-BODY-7`). Servers set their configured default on every
@@ -382,7 +385,9 @@ impl Collected {
 /// Why a body could not be read to its end.
 ///
 /// Servers produce these for request bodies; [`BodyError::status_code`] says how a server
-/// answers when an application's `call` fails with one of them (`CORE-ERR-4`).
+/// answers when an application's `call` fails with one of them (`CORE-ERR-4`). An application
+/// that gets one while reading should return it (or an error whose source chain holds it) from
+/// `call`, so that the client gets the right status (`CORE-ERR-9`).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum BodyError {

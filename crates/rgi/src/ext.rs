@@ -7,7 +7,13 @@
 //!
 //! Types defined by this crate are reserved to the specification (`EXT-NS-1`). A server's own
 //! extensions are types of the server's crate (`EXT-NS-2`), so two servers' extensions cannot
-//! collide and an application that uses one names its server in its dependencies.
+//! collide and an application that uses one names its server in its dependencies. Applications
+//! and middleware that store their own data in extensions should use types of their own crates,
+//! not general types such as `String` (`EXT-NS-3`).
+//!
+//! A server inserts an optional extension only with its capability advertised (`EXT-CAP-7`),
+//! and acts on the accept markers of [`crate::upgrade`] and [`crate::ws`] only in the response
+//! to the request whose offer built them (`EXT-CAP-8`).
 
 use std::any::type_name;
 use std::fmt;
@@ -76,7 +82,8 @@ impl EarlyHints {
         }
     }
 
-    /// Sends a `103` response with `headers` (typically `link` headers).
+    /// Sends a `103` response with `headers` (typically `link` headers; never the fields of
+    /// `HTTP-RESP-5`, `HTTP-INTERIM-6`).
     ///
     /// Fails with [`EarlyHintsError::HeadSent`] once the final head was sent
     /// (`HTTP-INTERIM-5`).

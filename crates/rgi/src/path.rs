@@ -15,7 +15,9 @@ use crate::Request;
 ///
 /// Every `%XX` with two hexadecimal digits becomes the byte `XX` (so `%2F` becomes `/` in the
 /// decoded view only); a `%` not followed by two hexadecimal digits stays as it is; `+` stays a
-/// `+`. The result is bytes: a path may decode to invalid UTF-8.
+/// `+`. The result is bytes: a path may decode to invalid UTF-8, which a server must not reject
+/// (`HTTP-PATH-7`). The decoded view loses the difference between `%2F` and `/`: an application
+/// that needs it reads the raw path (`HTTP-PATH-9`).
 ///
 /// ```
 /// use rgi::path::decode;

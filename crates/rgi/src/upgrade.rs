@@ -3,7 +3,7 @@
 //!
 //! When a request asks for a protocol the server can switch to, the server puts an
 //! [`OnUpgrade`] into its extensions. The application accepts by returning the response
-//! [`OnUpgrade::accept`] builds; after sending that head, the server stops speaking HTTP on the
+//! [`OnUpgrade::accept`] builds, unchanged but for added header fields (`UPGRADE-RAW-7`); after sending that head, the server stops speaking HTTP on the
 //! connection (HTTP/1.1) or stream (HTTP/2) and runs the application's handler with the raw
 //! byte stream, [`Upgraded`]. WebSocket has its own, higher-level API in [`crate::ws`].
 //!

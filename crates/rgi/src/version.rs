@@ -3,6 +3,11 @@
 use std::fmt;
 
 /// A version of SPEC.md: `major.minor` (`CORE-VER-1`).
+///
+/// An application declares the version it implements by its dependency on this crate, for
+/// example `rgi = "0.1"`, and may compare [`crate::ServerInfo::spec_version`] at startup
+/// (`CORE-VER-4`). Types of this crate marked `#[non_exhaustive]` grow in later versions: match
+/// them with a wildcard arm (`CORE-VER-6`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SpecVersion {
     /// Incremented when a requirement changes incompatibly.

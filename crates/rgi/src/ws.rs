@@ -3,9 +3,11 @@
 //! A server that supports WebSocket puts a [`WebSocketUpgrade`] into the extensions of every
 //! valid opening handshake — HTTP/1.1 `Upgrade: websocket` or HTTP/2 extended CONNECT with
 //! `:protocol = websocket` (RFC 8441) — so the same application code serves both (`WS-H2-1`).
-//! The application accepts by returning the response [`WebSocketUpgrade::accept`] builds, or
-//! denies by returning any other response (for example `403`, `WS-HS-4`). The server then runs
-//! the application's handler with a [`WebSocket`].
+//! The application accepts by returning the response [`WebSocketUpgrade::accept`] builds —
+//! unchanged but for added header fields (`WS-HS-7`) — or denies by returning any other
+//! response (for example `403`, `WS-HS-4`). The server then runs the application's handler
+//! with a [`WebSocket`]. Recognise a handshake by the presence of [`WebSocketUpgrade`], not by
+//! the method or by HTTP/1.1-only fields (`WS-H2-5`).
 //!
 //! The server does the protocol work once, for every application: it reassembles fragments and
 //! delivers whole messages (`WS-MSG-1`), rejects invalid UTF-8 in text with close code `1007`
@@ -534,7 +536,10 @@ impl State {
 /// [`Message::Close`], and `None` follows (`WS-CLOSE-2`). [`send`](WebSocket::send) resolves
 /// when the message was handed to the transport, which paces a fast sender to a slow peer
 /// (`WS-FLOW-3`); after a close, it fails with [`WsError::Closed`] (`WS-CLOSE-4`).
-/// [`split`](WebSocket::split) gives a receiver and a sender for use in separate tasks.
+/// [`split`](WebSocket::split) gives a receiver and a sender for use in separate tasks, with the
+/// same ordering and closing rules (`WS-FLOW-5`). Keep receiving while the session is open: a
+/// full inbound queue stops the server from reading the connection, and so from seeing pings and
+/// the peer's close (`WS-FLOW-6`).
 pub struct WebSocket {
     state: Arc<Mutex<State>>,
 }
