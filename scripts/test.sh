@@ -6,4 +6,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/install-test-deps.sh
-cargo test --workspace "$@"
+cargo test --workspace --all-features "$@"

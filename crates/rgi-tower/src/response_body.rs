@@ -1,0 +1,156 @@
+//! The response body of [`RgiService`](crate::RgiService): [`ResponseBody`].
+
+use std::fmt;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Frame, SizeHint};
+use rgi::{BoxError, DisconnectNotifier};
+
+use crate::catch_panic::poll_catching;
+
+pin_project_lite::pin_project! {
+    /// The response body of an RGI application served by [`RgiService`](crate::RgiService).
+    ///
+    /// It passes the application's frames through as they are (data, then trailers), and
+    /// settles the request's [`rgi::Disconnect`] signal (`HTTP-DISC`): `Completed` when the
+    /// body ended, `Aborted` when it failed, panicked or yielded a frame after its trailers, and
+    /// `ClientGone` when the host dropped it before its end.
+    ///
+    /// A panic while polling the application's body is caught and becomes an error, so the
+    /// host aborts the response instead of ending it cleanly (`CORE-ERR-3`).
+    pub struct ResponseBody<B> {
+        notifier: Option<DisconnectNotifier>,
+        ended: bool,
+        trailers_sent: bool,
+        #[pin]
+        inner: Option<B>,
+    }
+
+    impl<B> PinnedDrop for ResponseBody<B> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if let Some(notifier) = this.notifier.take() {
+                if *this.ended {
+                    notifier.completed();
+                } else {
+                    notifier.client_gone();
+                }
+            }
+        }
+    }
+}
+
+impl<B> ResponseBody<B>
+where
+    B: http_body::Body<Data = Bytes>,
+{
+    /// The application's body. `body_expected` is false for responses that carry no body on
+    /// the wire (to `HEAD`, `1xx`, `204`, `304`): those are complete once the head is out.
+    pub(crate) fn new(body: B, notifier: Option<DisconnectNotifier>, body_expected: bool) -> Self {
+        let ended = !body_expected || body.is_end_stream();
+        Self {
+            notifier,
+            ended,
+            trailers_sent: false,
+            inner: Some(body),
+        }
+    }
+}
+
+impl<B> ResponseBody<B> {
+    /// An empty body (the body of the error responses the service makes itself).
+    pub(crate) fn empty(notifier: Option<DisconnectNotifier>) -> Self {
+        Self {
+            notifier,
+            ended: true,
+            trailers_sent: false,
+            inner: None,
+        }
+    }
+}
+
+impl<B> fmt::Debug for ResponseBody<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseBody")
+            .field("ended", &self.ended)
+            .field("empty", &self.inner.is_none())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The application's response body yielded a frame after its trailers (`HTTP-TRAIL-1`,
+/// `HTTP-TRAIL-3`): the response is aborted.
+#[derive(Debug, thiserror::Error)]
+#[error("the response body yielded a frame after its trailers")]
+pub struct FrameAfterTrailers;
+
+impl<B> http_body::Body for ResponseBody<B>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let mut this = self.project();
+        let Some(mut inner) = this.inner.as_mut().as_pin_mut() else {
+            settle_completed(this.notifier);
+            return Poll::Ready(None);
+        };
+        let failure: BoxError = match poll_catching(|| inner.as_mut().poll_frame(cx)) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Ok(Some(Ok(frame)))) => {
+                if *this.trailers_sent {
+                    Box::new(FrameAfterTrailers)
+                } else {
+                    if frame.is_trailers() {
+                        *this.trailers_sent = true;
+                    }
+                    if inner.is_end_stream() {
+                        *this.ended = true;
+                        settle_completed(this.notifier);
+                    }
+                    return Poll::Ready(Some(Ok(frame)));
+                }
+            }
+            Poll::Ready(Ok(None)) => {
+                *this.ended = true;
+                settle_completed(this.notifier);
+                this.inner.set(None);
+                return Poll::Ready(None);
+            }
+            Poll::Ready(Ok(Some(Err(error)))) => error.into(),
+            Poll::Ready(Err(panicked)) => Box::new(panicked),
+        };
+        tracing::error!(error = %failure, "RGI application failed after the response head: aborting the response");
+        this.inner.set(None);
+        if let Some(notifier) = this.notifier.take() {
+            notifier.aborted();
+        }
+        Poll::Ready(Some(Err(failure)))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner
+            .as_ref()
+            .is_none_or(|inner| inner.is_end_stream())
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner
+            .as_ref()
+            .map_or_else(|| SizeHint::with_exact(0), |inner| inner.size_hint())
+    }
+}
+
+fn settle_completed(notifier: &mut Option<DisconnectNotifier>) {
+    if let Some(notifier) = notifier.take() {
+        notifier.completed();
+    }
+}
