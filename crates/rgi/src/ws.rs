@@ -7,7 +7,8 @@
 //! unchanged but for added header fields (`WS-HS-7`) — or denies by returning any other
 //! response (for example `403`, `WS-HS-4`). The server then runs the application's handler
 //! with a [`WebSocket`]. Recognise a handshake by the presence of [`WebSocketUpgrade`], not by
-//! the method or by HTTP/1.1-only fields (`WS-H2-5`).
+//! the method or by HTTP/1.1-only fields (`WS-H2-5`). Never set `sec-websocket-*` fields
+//! yourself: select the subprotocol with [`AcceptOptions::subprotocol`] (`WS-HS-10`).
 //!
 //! The server does the protocol work once, for every application: it reassembles fragments and
 //! delivers whole messages (`WS-MSG-1`), rejects invalid UTF-8 in text with close code `1007`
