@@ -1,3 +1,402 @@
-//! The reference RGI server (work in progress).
+//! # rgi-server — the reference RGI server
+//!
+//! `rgi-server` hosts any [`rgi::App`] (generic, with no boxing, or a [`rgi::BoxApp`]) over
+//! HTTP/1.0, HTTP/1.1 and HTTP/2 on one port, with TLS, Unix sockets, limits against abusive
+//! clients, graceful shutdown and logging. It is built on hyper 1.x and hyper-util, tokio, and
+//! rustls (ring provider).
+//!
+//! ## One call for a binary
+//!
+//! ```no_run
+//! use rgi::{App, Body, Request};
+//! use rgi::http::Response;
+//! use std::convert::Infallible;
+//! use std::process::ExitCode;
+//!
+//! struct Hello;
+//!
+//! impl App for Hello {
+//!     type Body = Body;
+//!     type Error = Infallible;
+//!     async fn call(&self, _req: Request) -> Result<Response<Body>, Infallible> {
+//!         Ok(Response::new(Body::from("Hello, World!")))
+//!     }
+//! }
+//!
+//! fn main() -> ExitCode {
+//!     rgi_server::run(Hello)
+//! }
+//! ```
+//!
+//! [`run`] parses the standard command line (below), installs a `tracing` subscriber, builds
+//! the tokio runtime, runs [`rgi::Lifespan::startup`] **before** binding anything, binds, prints
+//! one line per listener to standard output once it is ready —
+//!
+//! ```text
+//! rgi-server listening on http://127.0.0.1:8000
+//! rgi-server listening on https://[::1]:8443
+//! rgi-server listening on unix:/run/app.sock
+//! ```
+//!
+//! — serves until SIGINT or SIGTERM, drains, calls [`rgi::App::shutdown`] exactly once and
+//! returns the exit code. A second signal during the drain closes every connection at once.
+//!
+//! ### Exit codes
+//!
+//! | Code | Meaning |
+//! |---|---|
+//! | 0 | clean shutdown (after a signal), or `--help` / `--version` |
+//! | 1 | the shutdown was forced by a second signal, `App::shutdown` panicked, or the runtime failed |
+//! | 2 | bad command line or configuration, unreadable TLS files, a listener could not be bound |
+//! | 3 | the application's startup failed (its message is logged) |
+//!
+//! ### Command line
+//!
+//! Every flag has an environment variable twin (`--max-body-bytes` ↔ `RGI_MAX_BODY_BYTES`) and
+//! shows its default in `--help`. Durations are in seconds and may be fractional.
+//!
+//! | Flag | Default | Meaning |
+//! |---|---|---|
+//! | `--bind HOST:PORT` | `127.0.0.1:8000` | TCP listener, repeatable, IPv4 or IPv6 (`[::1]:8000`) |
+//! | `--uds PATH` | | Unix domain socket listener, repeatable |
+//! | `--workers N` | CPUs | runtime worker threads |
+//! | `--tls-cert FILE`, `--tls-key FILE` | | PEM identity: serve HTTPS (h2 by ALPN) |
+//! | `--tls-client-ca FILE` | | CAs for optional client certificates |
+//! | `--http1-only`, `--http2-only` | both | HTTP versions |
+//! | `--proxy-headers` | off | trust `Forwarded` / `X-Forwarded-*` from `--forwarded-allow-ips` |
+//! | `--forwarded-allow-ips LIST` | `127.0.0.1` | IPs and CIDR networks, or `*` |
+//! | `--root-path PATH` | | mount prefix ([`rgi::MountPrefix`]); other paths get `404` |
+//! | `--graceful-timeout S` | 30 | drain deadline after a shutdown signal |
+//! | `--header-read-timeout S` | 30 | time to send a request head (slowloris guard) |
+//! | `--keep-alive-timeout S` | 60 | idle connection lifetime |
+//! | `--max-header-bytes N` | 65536 | request head size (HTTP/1.x, min 8192) → `431` |
+//! | `--max-headers N` | 100 | header field count (HTTP/1.x) → `431` |
+//! | `--max-uri-length N` | 8192 | request target length → `414` |
+//! | `--max-body-bytes N` | 16777216 | default request body limit (0: none) → `413` |
+//! | `--max-connections N` | 10000 | concurrent connections; the rest wait in the backlog |
+//! | `--h2-max-concurrent-streams N` | 100 | HTTP/2 streams per connection |
+//! | `--h2-max-header-list-size N` | 65536 | HTTP/2 header list bytes |
+//! | `--h2-max-pending-accept-reset-streams N` | 20 | HTTP/2 rapid-reset guard |
+//! | `--h2-max-local-error-reset-streams N` | 1024 | HTTP/2 error-reset guard |
+//! | `--ws-max-message N` | 16777216 | WebSocket message size → close `1009` |
+//! | `--log-level FILTER` | `info` | level or `tracing` directives |
+//! | `--log-format text\|json` | `text` | log line format (standard error) |
+//! | `--access-log`, `--no-access-log` | on | one line per request |
+//!
+//! ## Embedding
+//!
+//! [`Server`] takes a [`Config`] (the same options, as public fields with setters) and
+//! [`Server::start`] returns a [`RunningServer`] with its [`RunningServer::local_addrs`];
+//! [`RunningServer::shutdown`] begins a graceful shutdown and [`RunningServer::wait`] resolves
+//! after the drain and [`rgi::App::shutdown`]. The embedder installs its own `tracing`
+//! subscriber and handles its own signals.
+//!
+//! ## Architecture
+//!
+//! - `framing`: a request-smuggling guard. hyper accepts a request with both
+//!   `Content-Length` and `Transfer-Encoding`, and reports a bad chunk size only when the body
+//!   is read; the guard follows the HTTP/1 framing of the bytes hyper reads and flags such
+//!   requests, which the service answers with `400` and a close without calling the
+//!   application. It also enforces `--http1-only` / `--http2-only` (hyper-util ignores them
+//!   when serving with upgrades) and notices the first byte of a connection, so that a client
+//!   that connects and sends nothing is closed after the header read timeout.
+//! - `server`: binds the listeners (socket2: `SO_REUSEADDR`, IPv6-only for IPv6 addresses,
+//!   backlog 1024), one accept loop per listener. A semaphore of `max_connections` permits is
+//!   acquired **before** `accept`, so excess connections wait in the kernel's backlog. Each
+//!   connection runs in its own task: optional TLS handshake (bounded by the header read
+//!   timeout), then hyper-util's `auto::Builder` (HTTP/1 and HTTP/2 on one socket, h2c by prior
+//!   knowledge) with `serve_connection_with_upgrades`. hyper's `TokioTimer` is installed so the
+//!   header read timeout is live; every HTTP/2 limit is set explicitly and the extended CONNECT
+//!   protocol (RFC 8441) is enabled.
+//! - `service`: the per-request glue. It converts hyper's request into an [`rgi::Request`]
+//!   (body limit from `max_body_bytes`; extensions [`rgi::ConnectionInfo`],
+//!   [`rgi::Disconnect`], [`rgi::MountPrefix`], [`rgi::upgrade::OnUpgrade`] or
+//!   [`rgi::ws::WebSocketUpgrade`]), answers `414` and out-of-prefix `404` itself, and calls
+//!   the application inside a panic guard. `Err` or a panic before the head becomes a
+//!   `500 text/plain` without details (logged with the error); a [`rgi::BodyError`] in the error
+//!   chain maps with [`rgi::BodyError::status_code`] (`413`, `408`, `400`), and
+//!   `Disconnected` is logged at debug level only.
+//! - `body`: the response body wrapper. It enforces the framing rules: no body bytes for `HEAD`, `204`, `304`; never more than the declared
+//!   `Content-Length` and an abort when fewer arrive; an error or a panic of the body, or data
+//!   after trailers, aborts (HTTP/1.1: the connection closes without the final chunk; HTTP/2:
+//!   `RST_STREAM`). It settles the request's [`rgi::Disconnect`] (completed / aborted /
+//!   client gone) and writes the access log line. Fields forbidden in trailers
+//!   (`HTTP-TRAIL-7`) are removed from response trailers (with a warning) and from request
+//!   trailers. Hop-by-hop headers the application set
+//!   (`Connection`, `Keep-Alive`, `Transfer-Encoding`, `TE`, `Upgrade`, `Proxy-Connection`)
+//!   are removed with a warning.
+//! - `proxy`: trusted proxy headers (RFC 7239 `Forwarded`, `X-Forwarded-For`,
+//!   `X-Forwarded-Proto`), honoured only from peers in `forwarded_allow_ips` (and from Unix
+//!   socket peers, which are local by construction).
+//! - `tls`: rustls with the ring provider; [`rgi::TlsInfo`] carries version, cipher suite,
+//!   ALPN, SNI and peer certificates.
+//! - `ws`: WebSocket handshakes and sessions (tokio-tungstenite).
+//!
+//! ### Graceful shutdown
+//!
+//! On shutdown the accept loops stop and drop their listeners (new connections are refused),
+//! every connection gets hyper's `graceful_shutdown` (HTTP/1: close after the current response;
+//! HTTP/2: `GOAWAY`), and the server waits up to `graceful_timeout` for connections and upgraded
+//! sessions to finish. Then the rest are dropped, and [`rgi::App::shutdown`] runs once. An idle
+//! keep-alive connection closes at once, a half-read request head is bounded by the header
+//! read timeout, and upgraded connections by the graceful timeout: no state waits forever.
+//!
+//! ### Policies
+//!
+//! - **Cancellation** (`CORE-CANCEL-4`): the application's call future is dropped as soon as
+//!   hyper notices that the client is gone (HTTP/1.x: the connection closed or was reset;
+//!   HTTP/2: the stream was reset or the connection lost); the request's
+//!   [`rgi::Disconnect`] settles as `ClientGone` first. There is no grace period.
+//! - **Half-close** (`HTTP-DISC-8`): an HTTP/1.x client that shuts down its sending side is
+//!   treated as gone (hyper's `half_close` is off).
+//! - **Read-ahead** (`HTTP-BODY-2`): request body bytes are read only as the application polls
+//!   the body. What is buffered ahead is bounded by hyper's HTTP/1 read buffer (at most
+//!   `max(max_header_bytes, 8192)` bytes) and, on HTTP/2, by the stream's flow-control window
+//!   (hyper's default, 1 MiB per stream).
+//! - **Response trailers on HTTP/1.1** are sent (by hyper) only with chunked encoding, when the
+//!   request carried `TE: trailers` and the response declares the field names in a `Trailer`
+//!   header; otherwise they are dropped and the body ends cleanly. On HTTP/2 they are always
+//!   sent. Request trailers reach the application as the last frame of the body on both.
+//! - **`100 Continue`** is sent (by hyper) only when the application first polls the body of a
+//!   request that carried `Expect: 100-continue`.
+//! - **Malformed requests** are answered by hyper (`400`, or `431` for an oversized head) or
+//!   by the server (`400` for an HTTP/1.1 request without exactly one valid `Host`, an
+//!   asterisk-form target without `OPTIONS`, an authority-form target without `CONNECT`, and
+//!   what the `framing` guard flags), and the connection is closed; they never reach the
+//!   application.
+//! - **Early hints** (`103`) are not offered: requests carry no [`rgi::ext::EarlyHints`] and
+//!   the capability is not advertised.
+//! - **Client certificates** are requested only with `--tls-client-ca`; they are optional
+//!   (clients without one are served) and, when sent, must chain to those CAs. The verified
+//!   chain is [`rgi::TlsInfo::peer_certificates`]; without the option it is empty.
+//! - **Idle timeout**: a connection with no request in flight for `keep_alive_timeout` is
+//!   closed gracefully (HTTP/1.x also bounds the wait for the next request head by the header
+//!   read timeout).
+//!
+//! ### How the remaining requirements are met
+//!
+//! Some requirements of SPEC.md hold by the way the server is built rather than by a code path
+//! of their own; they are listed here so that each can be checked against the code.
+//!
+//! - **Runtime** (`CORE-APP-6`): application futures, bodies and handlers are polled inside the
+//!   server's multi-threaded tokio runtime, so `tokio::spawn`, tokio timers and tokio I/O work in
+//!   application code.
+//! - **Independence** (`CORE-APP-4`, `CORE-APP-5`): hyper calls the service as soon as a request
+//!   head is parsed, before any body byte; every connection is its own task and every HTTP/2
+//!   stream its own future, so a pending call holds up nothing else.
+//! - **Dropping futures** (`CORE-CANCEL-1`, `CORE-CANCEL-3`): a call future or body is dropped
+//!   only when hyper sees the client leave, at the shutdown deadline, or when the server aborts
+//!   a response; it is dropped at once, never leaked.
+//! - **Protocol errors in bodies** (`CORE-ERR-7`): a malformed chunked body is answered with
+//!   `400` and the HTTP/1.x connection is closed; on HTTP/2 hyper resets the stream.
+//! - **HTTP/2 request bodies** (`HTTP-BODY-12`): a request stream still open when the response
+//!   is complete is left to hyper and the `h2` crate, which may reset it with `NO_ERROR`, as the
+//!   requirement allows.
+//! - **Body timeouts** (`HTTP-BODY-15`): the server does not fail bodies with
+//!   [`rgi::BodyError::TimedOut`]; slow clients are bounded by the header read and idle timeouts.
+//! - **Watching for departure** (`HTTP-DISC-5`): hyper keeps reading an HTTP/1.x connection
+//!   while a call is pending, so a client that closes is noticed even when the application
+//!   reads no body; HTTP/2 resets arrive as stream events.
+//! - **Empty data frames** (`HTTP-FRAME-13`): hyper skips zero-length data frames; they never
+//!   end a chunked body or an HTTP/2 stream early.
+//! - **`Expect`** (`HTTP-INTERIM-7`): values other than `100-continue` are passed to the
+//!   application; the server does not answer `417` itself.
+//! - **Request fields** (`HTTP-REQ-6`, `HTTP-REQ-7`, `HTTP-REQ-9`): header lines are inserted in
+//!   the order received; on HTTP/2 the crumbs of a split `cookie` field arrive as separate
+//!   values; the server adds, removes and rewrites no request field.
+//! - **Response fields** (`HTTP-RESP-7`): every value of a repeated field, such as
+//!   `set-cookie`, is written as its own field line, in order.
+//! - **Lifespan** (`LIFE-START-5`, `LIFE-START-6`, `LIFE-STATE-2`): the `listening on` lines are
+//!   printed only after startup succeeded; startup runs once per run whatever `--workers` is,
+//!   and every worker shares the one application value, held in an `Arc` until the last call,
+//!   body and handler are dropped and [`rgi::App::shutdown`] has returned.
+//! - **HTTP/2 field rules** (`SRV-LIMIT-12`): requests carrying connection-specific fields are
+//!   malformed for the `h2` crate, which resets the stream before the service is called.
+//! - **Logging** (`SRV-LOG-1`, `SRV-LOG-2`, `SRV-LOG-4`): application failures are logged at
+//!   error level with the error, method, path and connection id, and what the server did; a
+//!   departed client is logged at debug level only; malformed requests and exceeded limits are
+//!   answered by hyper or logged below error level.
+//! - **Raw upgrades** (`UPGRADE-RAW-8`, `UPGRADE-RAW-9`, `UPGRADE-RAW-11`): when the handler
+//!   returns, the upgraded stream is dropped, which closes the connection (or ends the HTTP/2
+//!   stream); a handler error is logged. On HTTP/2 the upgraded stream reads and writes `DATA`
+//!   frames under the stream's flow control. Bytes are relayed only after an accepted upgrade.
+//! - **WebSocket** (`WS-HS-8`, `WS-HS-9`, `WS-CTRL-2`): a handshake completes only when the
+//!   response carries the accept marker; no WebSocket extension is negotiated
+//!   (`permessage-deflate` included); the server sends no pings of its own.
+//!
+//! ## Compatibility extension: hyper's `OnUpgrade`
+//!
+//! Besides the spec's extensions, a request that asks for an upgrade (HTTP/1.1 `Upgrade`, or
+//! HTTP/2 extended CONNECT) also carries hyper's own [`hyper::upgrade::OnUpgrade`] in its
+//! extensions, exactly where hyper puts it. This is an rgi-server extension (`EXT-NS-2`), there
+//! so that frameworks that take it from the request — axum's `WebSocketUpgrade`, through the
+//! `rgi-tower` adapter — work unchanged on this server. hyper's `OnUpgrade` is `Clone` and all
+//! clones share one upgrade: the server keeps a clone and awaits it only when the application
+//! accepted through [`rgi::upgrade::OnUpgrade`] or [`rgi::ws::WebSocketUpgrade`]; an
+//! application that uses hyper's value directly must not also accept through RGI.
 #![deny(missing_docs)]
+
+mod body;
+mod cli;
+mod config;
+mod framing;
+mod logging;
+mod proxy;
+mod server;
+mod service;
+mod tls;
 mod ws;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+pub use config::{Config, ConfigError, HttpVersions, IpNetwork, TlsFiles, TrustedProxies};
+pub use server::{RunningServer, Server, ServerError, ShutdownHandle};
+pub use tls::TlsError;
+pub use ws::WsConfig;
+
+/// Exit code: the command line or configuration is invalid, or a listener could not be bound.
+pub const EXIT_CONFIG: u8 = 2;
+/// Exit code: the application's startup failed.
+pub const EXIT_STARTUP: u8 = 3;
+/// Exit code: the shutdown was forced or the runtime failed.
+pub const EXIT_FAILURE: u8 = 1;
+
+/// Runs `lifespan` as a server configured by the standard command line, until a shutdown
+/// signal; returns the process exit code (see the crate documentation).
+pub fn run<L: rgi::Lifespan>(lifespan: L) -> ExitCode {
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return if error.use_stderr() {
+                ExitCode::from(EXIT_CONFIG)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    if let Err(error) = logging::init(&cli.log_level, cli.log_format) {
+        eprintln!("rgi-server: {error}");
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    let config = match cli.to_config() {
+        Ok(config) => config,
+        Err(error) => {
+            tracing::error!(%error, "invalid configuration");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.enable_all();
+    if let Some(workers) = cli.workers() {
+        runtime.worker_threads(workers);
+    }
+    let runtime = match runtime.build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            tracing::error!(%error, "cannot build the runtime");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    runtime.block_on(serve_until_signal(config, lifespan))
+}
+
+async fn serve_until_signal<L: rgi::Lifespan>(config: Config, lifespan: L) -> ExitCode {
+    let server = match Server::new(config).start(lifespan).await {
+        Ok(server) => server,
+        Err(error @ (ServerError::Startup(_) | ServerError::StartupPanic(_))) => {
+            tracing::error!(error = %service::error_chain(&error), "startup failed");
+            return ExitCode::from(EXIT_STARTUP);
+        }
+        Err(error) => {
+            tracing::error!(error = %service::error_chain(&error), "cannot start the server");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    {
+        let mut stdout = std::io::stdout().lock();
+        for url in server.urls() {
+            let _ = writeln!(stdout, "rgi-server listening on {url}");
+        }
+        let _ = stdout.flush();
+    }
+    let handle = server.handle();
+    let mut signals = match Signals::new() {
+        Ok(signals) => signals,
+        Err(error) => {
+            tracing::error!(%error, "cannot install the signal handlers");
+            server.shutdown();
+            let _ = server.wait().await;
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    let signals = tokio::spawn(async move {
+        signals.recv().await;
+        tracing::info!("shutdown signal received; draining (a second signal forces exit)");
+        handle.shutdown();
+        signals.recv().await;
+        tracing::warn!("second signal: closing every connection now");
+        handle.force();
+        true
+    });
+    let result = server.wait().await;
+    let forced = if signals.is_finished() {
+        signals.await.unwrap_or(false)
+    } else {
+        signals.abort();
+        false
+    };
+    match result {
+        Ok(()) if !forced => ExitCode::SUCCESS,
+        Ok(()) => ExitCode::from(EXIT_FAILURE),
+        Err(error) => {
+            tracing::error!(%error, "the server failed");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
+/// SIGTERM and SIGINT, registered once so that no signal is lost between two waits.
+#[cfg(unix)]
+struct Signals {
+    terminate: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+}
+
+#[cfg(unix)]
+impl Signals {
+    fn new() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            terminate: signal(SignalKind::terminate())?,
+            interrupt: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.terminate.recv() => {}
+            _ = self.interrupt.recv() => {}
+        }
+    }
+}
+
+/// Ctrl-C where there are no Unix signals.
+#[cfg(not(unix))]
+struct Signals;
+
+#[cfg(not(unix))]
+impl Signals {
+    fn new() -> std::io::Result<Self> {
+        Ok(Self)
+    }
+
+    async fn recv(&mut self) {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}

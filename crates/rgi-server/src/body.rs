@@ -1,0 +1,392 @@
+//! The two bodies at the hyper boundary: [`RequestBody`] (hyper's incoming body as an RGI body)
+//! and [`ResponseBody`] (the application's body, with the spec's framing rules enforced).
+
+use std::error::Error as StdError;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Frame, SizeHint};
+use hyper::body::Incoming;
+use rgi::{BodyError, BoxError, DisconnectNotifier};
+
+use crate::service::ExchangeLog;
+
+/// hyper's incoming body, with hyper's errors mapped to [`BodyError`] variants.
+#[derive(Debug)]
+pub(crate) struct RequestBody {
+    inner: Incoming,
+}
+
+impl RequestBody {
+    pub(crate) fn new(inner: Incoming) -> Self {
+        Self { inner }
+    }
+}
+
+/// Maps a hyper error met while reading a request body to the RGI error that says why.
+pub(crate) fn body_error(error: hyper::Error) -> BodyError {
+    if error.is_incomplete_message() || error.is_canceled() || error.is_closed() {
+        return BodyError::Disconnected;
+    }
+    if error.is_timeout() {
+        return BodyError::TimedOut;
+    }
+    if error.is_parse() {
+        return BodyError::Protocol(error.into());
+    }
+    let mut source: Option<&(dyn StdError + 'static)> = error.source();
+    while let Some(cause) = source {
+        if let Some(h2) = cause.downcast_ref::<h2::Error>() {
+            if h2.is_reset() || h2.is_io() || h2.is_go_away() {
+                return BodyError::Disconnected;
+            }
+            return BodyError::Protocol(error.into());
+        }
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind::*;
+            if matches!(
+                io.kind(),
+                ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof
+            ) {
+                return BodyError::Disconnected;
+            }
+            if matches!(io.kind(), InvalidData | InvalidInput) {
+                // hyper's chunked decoder reports bad framing as invalid data or input.
+                return BodyError::Protocol(error.into());
+            }
+        }
+        source = cause.source();
+    }
+    BodyError::Other(error.into())
+}
+
+impl http_body::Body for RequestBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(Some(Err(error))) => Poll::Ready(Some(Err(body_error(error)))),
+            Poll::Ready(Some(Ok(frame))) => match frame.into_trailers() {
+                Ok(mut trailers) => {
+                    // HTTP-TRAIL-9: fields that have no place in trailers are not delivered.
+                    if strip_forbidden_trailers(&mut trailers) {
+                        tracing::debug!("removed forbidden fields from request trailers");
+                    }
+                    Poll::Ready(Some(Ok(Frame::trailers(trailers))))
+                }
+                Err(frame) => Poll::Ready(Some(Ok(frame))),
+            },
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Fields that must not appear in trailers (`HTTP-TRAIL-7`): framing, routing, request
+/// modifiers, authentication, and fields that describe the content.
+const FORBIDDEN_TRAILERS: [&str; 17] = [
+    "content-length",
+    "transfer-encoding",
+    "te",
+    "trailer",
+    "host",
+    "connection",
+    "keep-alive",
+    "upgrade",
+    "proxy-connection",
+    "content-type",
+    "content-encoding",
+    "content-range",
+    "authorization",
+    "set-cookie",
+    "cache-control",
+    "expect",
+    "range",
+];
+
+/// Removes the fields of [`FORBIDDEN_TRAILERS`]; returns whether any was removed.
+pub(crate) fn strip_forbidden_trailers(trailers: &mut http::HeaderMap) -> bool {
+    let mut removed = false;
+    for name in FORBIDDEN_TRAILERS {
+        removed |= trailers.remove(name).is_some();
+    }
+    removed
+}
+
+/// Why the server cut a response body short (logged; the client sees an abort).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum AbortReason {
+    /// The application's body failed.
+    #[error("the response body failed: {0}")]
+    Body(#[source] BoxError),
+    /// The application's body panicked.
+    #[error("the response body panicked: {0}")]
+    Panic(String),
+    /// More bytes than the declared `Content-Length`.
+    #[error("the response body is longer than its Content-Length of {declared} bytes")]
+    TooLong {
+        /// The declared length.
+        declared: u64,
+    },
+    /// Fewer bytes than the declared `Content-Length`.
+    #[error("the response body ended after {sent} of its {declared} declared bytes")]
+    TooShort {
+        /// The declared length.
+        declared: u64,
+        /// What was sent.
+        sent: u64,
+    },
+    /// A frame after the trailers.
+    #[error("the response body sent a frame after its trailers")]
+    DataAfterTrailers,
+}
+
+pin_project_lite::pin_project! {
+    /// The response body handed to hyper: the application's body (or a body the server made),
+    /// with the framing rules of the spec enforced and the exchange's end reported.
+    ///
+    /// - no bytes at all for `HEAD`, `1xx`, `204` and `304` (`HTTP-FRAME`);
+    /// - never more bytes than a declared `Content-Length`, and an abort when fewer arrive;
+    /// - an error or a panic of the application's body, or data after trailers, aborts the
+    ///   response (HTTP/1.1: the connection closes without the final chunk; HTTP/2: the stream
+    ///   is reset) — never a clean end;
+    /// - the request's [`rgi::Disconnect`] settles as completed when the body was fully handed
+    ///   to hyper, aborted after an abort, and client-gone when hyper drops it before the end.
+    pub(crate) struct ResponseBody<B> {
+        #[pin]
+        inner: Option<B>,
+        server_made: Option<Bytes>,
+        no_body: bool,
+        declared: Option<u64>,
+        sent: u64,
+        held_trailers: Option<http::HeaderMap>,
+        done: bool,
+        aborted: bool,
+        ended: AtomicBool,
+        notifier: Option<DisconnectNotifier>,
+        log: Option<ExchangeLog>,
+    }
+
+    impl<B> PinnedDrop for ResponseBody<B> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            let complete = !*this.aborted
+                && (*this.done
+                    || this.ended.load(Ordering::Acquire)
+                    || this.declared.is_some_and(|declared| declared == *this.sent));
+            let forced = this.log.as_ref().is_some_and(|log| log.is_forced());
+            let outcome = if *this.aborted || (!complete && forced) {
+                "aborted"
+            } else if complete {
+                "completed"
+            } else {
+                "client-gone"
+            };
+            if let Some(notifier) = this.notifier.take() {
+                match outcome {
+                    "aborted" => notifier.aborted(),
+                    "completed" => notifier.completed(),
+                    _ => notifier.client_gone(),
+                }
+            }
+            if let Some(log) = this.log.take() {
+                log.finish(*this.sent, outcome);
+            }
+        }
+    }
+}
+
+impl<B> ResponseBody<B> {
+    /// The application's body.
+    pub(crate) fn app(
+        body: B,
+        no_body: bool,
+        declared: Option<u64>,
+        notifier: DisconnectNotifier,
+        log: Option<ExchangeLog>,
+    ) -> Self {
+        Self {
+            inner: Some(body),
+            server_made: None,
+            no_body,
+            declared,
+            sent: 0,
+            held_trailers: None,
+            done: false,
+            aborted: false,
+            ended: AtomicBool::new(false),
+            notifier: Some(notifier),
+            log,
+        }
+    }
+
+    /// A body the server made itself (error pages, upgrades).
+    pub(crate) fn server(
+        bytes: Bytes,
+        no_body: bool,
+        notifier: Option<DisconnectNotifier>,
+        log: Option<ExchangeLog>,
+    ) -> Self {
+        Self {
+            inner: None,
+            declared: Some(if no_body { 0 } else { bytes.len() as u64 }),
+            server_made: (!no_body && !bytes.is_empty()).then_some(bytes),
+            no_body,
+            sent: 0,
+            held_trailers: None,
+            done: false,
+            aborted: false,
+            ended: AtomicBool::new(false),
+            notifier,
+            log,
+        }
+    }
+}
+
+impl<B> http_body::Body for ResponseBody<B>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = AbortReason;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, AbortReason>>> {
+        let mut this = self.project();
+        if *this.done || *this.no_body {
+            *this.done = true;
+            this.inner.set(None);
+            return Poll::Ready(None);
+        }
+        let Some(inner) = this.inner.as_mut().as_pin_mut() else {
+            *this.done = true;
+            return Poll::Ready(this.server_made.take().map(|bytes| {
+                *this.sent += bytes.len() as u64;
+                Ok(Frame::data(bytes))
+            }));
+        };
+        let mut inner = inner;
+
+        let result = loop {
+            let polled =
+                std::panic::catch_unwind(AssertUnwindSafe(|| inner.as_mut().poll_frame(cx)));
+            match polled {
+                Err(panic) => {
+                    break Err(AbortReason::Panic(crate::service::panic_message(&*panic)));
+                }
+                Ok(Poll::Pending) => return Poll::Pending,
+                Ok(Poll::Ready(None)) => match *this.declared {
+                    Some(declared) if *this.sent < declared => {
+                        break Err(AbortReason::TooShort {
+                            declared,
+                            sent: *this.sent,
+                        });
+                    }
+                    _ => {
+                        // The end: the trailers held back (if any) are the last frame.
+                        *this.done = true;
+                        let mut trailers = this.held_trailers.take();
+                        if let Some(trailers) = trailers.as_mut() {
+                            if strip_forbidden_trailers(trailers) {
+                                tracing::warn!(
+                                    "the application put forbidden fields in its response \
+                                     trailers; the server removed them"
+                                );
+                            }
+                        }
+                        this.inner.set(None);
+                        return Poll::Ready(trailers.map(|t| Ok(Frame::trailers(t))));
+                    }
+                },
+                Ok(Poll::Ready(Some(Err(error)))) => break Err(AbortReason::Body(error.into())),
+                Ok(Poll::Ready(Some(Ok(frame)))) => {
+                    if this.held_trailers.is_some() {
+                        break Err(AbortReason::DataAfterTrailers);
+                    }
+                    match frame.into_data() {
+                        Ok(data) => {
+                            let len = data.len() as u64;
+                            if let Some(declared) = this
+                                .declared
+                                .filter(|declared| *this.sent + len > *declared)
+                            {
+                                break Err(AbortReason::TooLong { declared });
+                            }
+                            *this.sent += len;
+                            break Ok(Frame::data(data));
+                        }
+                        Err(frame) => {
+                            if let Ok(trailers) = frame.into_trailers() {
+                                // Held back until the body ends: a frame after the trailers
+                                // must abort the response, not follow them.
+                                *this.held_trailers = Some(trailers);
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        match result {
+            Ok(frame) => Poll::Ready(Some(Ok(frame))),
+            Err(reason) => {
+                tracing::error!(
+                    error = %crate::service::error_chain(&reason),
+                    "aborting the response"
+                );
+                *this.aborted = true;
+                *this.done = true;
+                this.inner.set(None);
+                Poll::Ready(Some(Err(reason)))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        let end = self.done
+            || self.no_body
+            || match &self.inner {
+                Some(inner) => {
+                    self.held_trailers.is_none()
+                        && inner.is_end_stream()
+                        && self.declared.is_none_or(|d| d == self.sent)
+                }
+                None => self.server_made.is_none(),
+            };
+
+        if end && !self.aborted {
+            self.ended.store(true, Ordering::Release);
+        }
+        end
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        if self.no_body || self.done {
+            return SizeHint::with_exact(0);
+        }
+        if let Some(declared) = self.declared {
+            return SizeHint::with_exact(declared.saturating_sub(self.sent));
+        }
+        match &self.inner {
+            Some(inner) => inner.size_hint(),
+            None => SizeHint::with_exact(self.server_made.as_ref().map_or(0, |b| b.len() as u64)),
+        }
+    }
+}

@@ -1,0 +1,495 @@
+//! A request-smuggling guard for HTTP/1.x: [`FramingGuard`] watches the bytes hyper reads and
+//! flags requests whose framing is ambiguous or broken, so that the service answers them with
+//! `400` and closes the connection without calling the application (`SRV-LIMIT-2`).
+//!
+//! hyper accepts a request with both `Content-Length` and `Transfer-Encoding` (it drops the
+//! length and decodes the chunks, as RFC 9112 §6.3 permits), and a malformed chunk size only
+//! surfaces when the application reads the body. The spec wants a `400` and a close for both.
+//! The guard follows the HTTP/1 message framing of the byte stream (heads, `Content-Length`
+//! bodies, chunked bodies) and records one verdict per request head, in order; the service
+//! takes the verdicts in the same order. Whatever the guard cannot follow (an HTTP/2 preface,
+//! an upgrade, an oversized or unparsable head) switches it off: it then flags nothing, and
+//! hyper's own checks apply.
+
+use std::collections::VecDeque;
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// The verdicts of one connection: `true` for a request that must be rejected.
+#[derive(Debug, Default)]
+pub(crate) struct Verdicts {
+    inner: Mutex<VerdictQueue>,
+}
+
+#[derive(Debug, Default)]
+struct VerdictQueue {
+    queue: VecDeque<bool>,
+    /// How many verdicts were taken (the absolute index of `queue[0]`).
+    taken: u64,
+}
+
+impl Verdicts {
+    /// Takes the verdict of the next request: whether it must be rejected.
+    pub(crate) fn next_is_malformed(&self) -> bool {
+        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        match inner.queue.pop_front() {
+            Some(verdict) => {
+                inner.taken += 1;
+                verdict
+            }
+            None => false,
+        }
+    }
+
+    fn push(&self, malformed: bool) -> u64 {
+        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        inner.queue.push_back(malformed);
+        inner.taken + inner.queue.len() as u64 - 1
+    }
+
+    /// Marks request `index` as malformed, if its verdict was not taken yet.
+    fn condemn(&self, index: u64) {
+        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(offset) = index.checked_sub(inner.taken) {
+            if let Some(slot) = usize::try_from(offset)
+                .ok()
+                .and_then(|offset| inner.queue.get_mut(offset))
+            {
+                *slot = true;
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Before a request line (empty lines are skipped).
+    Head,
+    /// In a `Content-Length` body.
+    Body(u64),
+    /// In a chunk-size line: the size so far, and whether a digit was seen.
+    ChunkSize(u64, bool),
+    /// In a chunk extension, up to the end of the line.
+    ChunkExtension(u64),
+    /// In chunk data.
+    ChunkData(u64),
+    /// After chunk data, expecting CRLF.
+    ChunkEnd,
+    /// In the trailer section: whether the current line is empty so far.
+    Trailers(bool),
+    /// Not following the stream any more.
+    Off,
+}
+
+/// Follows the framing of an HTTP/1 request stream.
+#[derive(Debug)]
+struct Scanner {
+    state: State,
+    head: Vec<u8>,
+    max_head: usize,
+    /// The index of the request whose body is being read.
+    current: u64,
+    verdicts: Arc<Verdicts>,
+}
+
+impl Scanner {
+    fn feed(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            match self.state {
+                State::Off => return,
+                State::Head => {
+                    let Some(end) = bytes.iter().position(|b| *b == b'\n') else {
+                        self.append_head(bytes);
+                        return;
+                    };
+                    self.append_head(&bytes[..=end]);
+                    bytes = &bytes[end + 1..];
+                    self.head_line_done();
+                }
+                State::Body(remaining) => {
+                    let n = remaining.min(bytes.len() as u64);
+                    bytes = &bytes[n as usize..];
+                    self.state = if remaining == n {
+                        State::Head
+                    } else {
+                        State::Body(remaining - n)
+                    };
+                }
+                State::ChunkData(remaining) => {
+                    let n = remaining.min(bytes.len() as u64);
+                    bytes = &bytes[n as usize..];
+                    self.state = if remaining == n {
+                        State::ChunkEnd
+                    } else {
+                        State::ChunkData(remaining - n)
+                    };
+                }
+                _ => {
+                    let byte = bytes[0];
+                    bytes = &bytes[1..];
+                    self.chunk_byte(byte);
+                }
+            }
+        }
+    }
+
+    fn append_head(&mut self, bytes: &[u8]) {
+        if self.head.len() + bytes.len() > self.max_head {
+            self.state = State::Off;
+            self.head = Vec::new();
+        } else {
+            self.head.extend_from_slice(bytes);
+        }
+    }
+
+    /// A line of the head ended (`self.head` ends with `\n`).
+    fn head_line_done(&mut self) {
+        if self.state == State::Off {
+            return;
+        }
+        let trimmed = trim_line(&self.head);
+        if trimmed.is_empty() {
+            // Leading empty lines before the request line are ignored.
+            self.head.clear();
+            return;
+        }
+        let ends_head = self.head.ends_with(b"\n\n") || self.head.ends_with(b"\n\r\n");
+        if !ends_head {
+            return;
+        }
+        let head = std::mem::take(&mut self.head);
+        self.head_done(&head);
+    }
+
+    fn head_done(&mut self, head: &[u8]) {
+        let mut lines = head.split(|b| *b == b'\n').map(trim_line);
+        let request_line = lines.next().unwrap_or_default();
+        let http1 = request_line.ends_with(b"HTTP/1.1") || request_line.ends_with(b"HTTP/1.0");
+        if request_line.starts_with(b"PRI * HTTP/2") || !http1 {
+            self.state = State::Off;
+            return;
+        }
+        let connect = request_line.starts_with(b"CONNECT ");
+        let mut content_length: Option<Option<u64>> = None;
+        let mut transfer_encoding: Option<bool> = None;
+        let mut upgrade = connect;
+        for line in lines {
+            let Some(colon) = line.iter().position(|b| *b == b':') else {
+                continue;
+            };
+            let name = &line[..colon];
+            let value = trim(&line[colon + 1..]);
+            if name.eq_ignore_ascii_case(b"content-length") {
+                let parsed = std::str::from_utf8(value)
+                    .ok()
+                    .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+                    .and_then(|v| v.parse::<u64>().ok());
+                content_length = Some(match content_length {
+                    Some(Some(previous)) if Some(previous) != parsed => None,
+                    Some(None) => None,
+                    _ => parsed,
+                });
+            } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+                let last = value
+                    .rsplit(|b| *b == b',')
+                    .next()
+                    .map(trim)
+                    .unwrap_or_default();
+                transfer_encoding = Some(last.eq_ignore_ascii_case(b"chunked"));
+            } else if name.eq_ignore_ascii_case(b"upgrade") {
+                upgrade = true;
+            }
+        }
+        let ambiguous = content_length.is_some() && transfer_encoding.is_some();
+        self.current = self.verdicts.push(ambiguous);
+        self.state = match (transfer_encoding, content_length) {
+            _ if upgrade => State::Off,
+            (Some(true), _) => State::ChunkSize(0, false),
+            (Some(false), _) | (None, Some(None)) => State::Off,
+            (None, Some(Some(0))) | (None, None) => State::Head,
+            (None, Some(Some(length))) => State::Body(length),
+        };
+    }
+
+    fn malformed_body(&mut self) {
+        self.verdicts.condemn(self.current);
+        self.state = State::Off;
+    }
+
+    fn chunk_byte(&mut self, byte: u8) {
+        self.state = match self.state {
+            State::ChunkSize(size, digits) => match byte {
+                b'0'..=b'9' | b'a'..=b'f' | b'A'..=b'F' => {
+                    let digit = u64::from(match byte {
+                        b'0'..=b'9' => byte - b'0',
+                        b'a'..=b'f' => byte - b'a' + 10,
+                        _ => byte - b'A' + 10,
+                    });
+                    match size.checked_mul(16).and_then(|s| s.checked_add(digit)) {
+                        Some(size) => State::ChunkSize(size, true),
+                        None => return self.malformed_body(),
+                    }
+                }
+                b';' if digits => State::ChunkExtension(size),
+                b' ' | b'\t' if digits => State::ChunkExtension(size),
+                b'\r' if digits => State::ChunkSize(size, true),
+                b'\n' if digits => end_of_size_line(size),
+                _ => return self.malformed_body(),
+            },
+            State::ChunkExtension(size) => match byte {
+                b'\n' => end_of_size_line(size),
+                _ => State::ChunkExtension(size),
+            },
+            State::ChunkEnd => match byte {
+                b'\r' => State::ChunkEnd,
+                b'\n' => State::ChunkSize(0, false),
+                _ => return self.malformed_body(),
+            },
+            State::Trailers(empty) => match byte {
+                b'\n' if empty => State::Head,
+                b'\n' => State::Trailers(true),
+                b'\r' => State::Trailers(empty),
+                _ => State::Trailers(false),
+            },
+            other => other,
+        };
+    }
+}
+
+fn end_of_size_line(size: u64) -> State {
+    if size == 0 {
+        State::Trailers(true)
+    } else {
+        State::ChunkData(size)
+    }
+}
+
+fn trim_line(line: &[u8]) -> &[u8] {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+fn trim(value: &[u8]) -> &[u8] {
+    let start = value
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(value.len());
+    let end = value
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(start, |i| i + 1);
+    &value[start..end.max(start)]
+}
+
+/// The HTTP/2 connection preface (RFC 9113 §3.4).
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Which protocols a connection may speak. hyper-util's `auto` builder ignores its
+/// `http1_only`/`http2_only` switches when serving with upgrades, so the guard enforces them
+/// on the first bytes of the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Allowed {
+    /// HTTP/1.x and HTTP/2.
+    Both,
+    /// HTTP/1.x only: a connection that starts with the HTTP/2 preface is closed.
+    Http1,
+    /// HTTP/2 only: a connection that does not start with the preface is closed.
+    Http2,
+}
+
+pin_project_lite::pin_project! {
+    /// A transport that shows every byte it reads to a [`Scanner`].
+    #[derive(Debug)]
+    pub(crate) struct FramingGuard<Io> {
+        #[pin]
+        io: Io,
+        scanner: Scanner,
+        allowed: Allowed,
+        // How many bytes of the connection were checked against the preface.
+        sniffed: usize,
+        // Whether the end of input was already held back once.
+        eof_deferred: bool,
+        activity: Arc<crate::service::Activity>,
+    }
+}
+
+impl<Io> FramingGuard<Io> {
+    /// Guards `io`; heads longer than `max_head` switch the guard off (hyper answers `431`).
+    pub(crate) fn new(
+        io: Io,
+        max_head: usize,
+        verdicts: Arc<Verdicts>,
+        allowed: Allowed,
+        activity: Arc<crate::service::Activity>,
+    ) -> Self {
+        Self {
+            io,
+            activity,
+            allowed,
+            eof_deferred: false,
+            sniffed: if allowed == Allowed::Both {
+                PREFACE.len()
+            } else {
+                0
+            },
+            scanner: Scanner {
+                state: State::Head,
+                head: Vec::new(),
+                max_head,
+                current: 0,
+                verdicts,
+            },
+        }
+    }
+}
+
+impl<Io: AsyncRead> AsyncRead for FramingGuard<Io> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.project();
+        let before = buf.filled().len();
+        let result = this.io.poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = result {
+            if buf.filled().len() == before && buf.remaining() > 0 && !*this.eof_deferred {
+                // The end of input. A client that sends a request and closes at once would
+                // have hyper see the end before it ever polled the application's call future
+                // (the call would be dropped unpolled). Hold the end back for one round so
+                // that the call runs first; then it learns through `Disconnect` that the
+                // client is gone (`HTTP-DISC-4`).
+                *this.eof_deferred = true;
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            let fresh = &buf.filled()[before..];
+            if !fresh.is_empty() {
+                this.activity
+                    .saw_bytes
+                    .store(true, std::sync::atomic::Ordering::Release);
+            }
+            if *this.sniffed < PREFACE.len() && !fresh.is_empty() {
+                let n = fresh.len().min(PREFACE.len() - *this.sniffed);
+                let matches = fresh[..n] == PREFACE[*this.sniffed..*this.sniffed + n];
+                // Once the bytes diverge from the preface, there is nothing more to check.
+                *this.sniffed = if matches {
+                    *this.sniffed + n
+                } else {
+                    PREFACE.len()
+                };
+                let refused = match this.allowed {
+                    Allowed::Http2 => !matches,
+                    // "PRI * HTTP/2.0" is no valid HTTP/1 request: refuse it as HTTP/2.
+                    Allowed::Http1 => matches && *this.sniffed >= 14,
+                    Allowed::Both => false,
+                };
+                if refused {
+                    *this.sniffed = PREFACE.len();
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::ConnectionAborted,
+                        "the client speaks an HTTP version this server is configured not to serve",
+                    )));
+                }
+            }
+            if this.scanner.state != State::Off {
+                this.scanner.feed(fresh);
+            }
+        }
+        result
+    }
+}
+
+impl<Io: AsyncWrite> AsyncWrite for FramingGuard<Io> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.project().io.poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.project().io.poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.project().io.poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.project().io.poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scan(chunks: &[&[u8]]) -> Vec<bool> {
+        let verdicts = Arc::new(Verdicts::default());
+        let mut scanner = Scanner {
+            state: State::Head,
+            head: Vec::new(),
+            max_head: 8192,
+            current: 0,
+            verdicts: verdicts.clone(),
+        };
+        for chunk in chunks {
+            scanner.feed(chunk);
+        }
+        let mut out = Vec::new();
+        while !verdicts.inner.lock().unwrap().queue.is_empty() {
+            out.push(verdicts.next_is_malformed());
+        }
+        out
+    }
+
+    #[test]
+    fn follows_pipelined_requests() {
+        let stream: &[u8] = b"GET / HTTP/1.1\r\nHost: a\r\n\r\nPOST /e HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhelloPOST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5;x=y\r\nhello\r\n0\r\nT: v\r\n\r\nGET / HTTP/1.1\r\n\r\n";
+        assert_eq!(scan(&[stream]), [false, false, false, false]);
+        // Byte by byte gives the same verdicts.
+        let bytes: Vec<&[u8]> = stream.chunks(1).collect();
+        assert_eq!(scan(&bytes), [false, false, false, false]);
+    }
+
+    #[test]
+    fn flags_content_length_with_transfer_encoding() {
+        let stream: &[u8] =
+            b"POST / HTTP/1.1\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
+        assert_eq!(scan(&[stream]), [true]);
+        let stream: &[u8] =
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n0\r\n\r\n";
+        assert_eq!(scan(&[stream]), [true]);
+    }
+
+    #[test]
+    fn flags_bad_chunk_sizes_not_yet_taken() {
+        let stream: &[u8] =
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n";
+        assert_eq!(scan(&[stream]), [true]);
+        let stream: &[u8] =
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n";
+        assert_eq!(scan(&[stream]), [true]);
+    }
+
+    #[test]
+    fn switches_off_for_http2_and_upgrades() {
+        assert!(scan(&[b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"]).is_empty());
+        let stream: &[u8] = b"GET / HTTP/1.1\r\nUpgrade: x\r\nConnection: upgrade\r\n\r\nPOST / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n";
+        assert_eq!(scan(&[stream]), [false]);
+    }
+}

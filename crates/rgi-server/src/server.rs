@@ -1,0 +1,812 @@
+//! The server: [`Server`], [`RunningServer`], listeners, connections and graceful shutdown.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use rgi::{App, Capability, ConnectionInfo, Lifespan, Scheme, ServerInfo, SocketAddress};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+
+use crate::config::{Config, ConfigError, HttpVersions};
+use crate::framing::{Allowed, FramingGuard};
+use crate::service::{Activity, AppContext, CatchUnwind, ConnContext, serve_request};
+use crate::tls::TlsError;
+
+/// Why the server could not start or run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// The configuration cannot be used.
+    #[error("invalid configuration: {0}")]
+    Config(#[from] ConfigError),
+    /// The TLS identity could not be loaded.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// A listener could not be bound.
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        /// The address or socket path.
+        address: String,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// The application's startup failed (`LIFE-START-2`).
+    #[error("the application failed to start: {0}")]
+    Startup(#[source] rgi::StartupError),
+    /// The application's startup panicked.
+    #[error("the application panicked during startup: {0}")]
+    StartupPanic(String),
+    /// `App::shutdown` panicked (`LIFE-SHUT-4`); the server stopped all the same.
+    #[error("the application panicked in shutdown: {0}")]
+    ShutdownPanic(String),
+    /// The server's supervising task failed.
+    #[error("the server task failed: {0}")]
+    Task(#[source] tokio::task::JoinError),
+}
+
+/// Counts running tasks (connections, upgraded sessions) so shutdown can wait for them.
+#[derive(Debug, Default)]
+pub(crate) struct Tracker {
+    count: AtomicUsize,
+    idle: Notify,
+}
+
+/// One tracked task; dropping it ends the task's share.
+#[derive(Debug)]
+pub(crate) struct TrackToken(Arc<Tracker>);
+
+impl Tracker {
+    fn token(self: &Arc<Self>) -> TrackToken {
+        self.count.fetch_add(1, Ordering::AcqRel);
+        TrackToken(self.clone())
+    }
+
+    fn len(&self) -> usize {
+        self.count.load(Ordering::Acquire)
+    }
+
+    async fn wait(&self) {
+        loop {
+            let notified = self.idle.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.len() == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+impl Drop for TrackToken {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+/// Spawns tracked tasks that a forced shutdown ends.
+#[derive(Debug, Clone)]
+pub(crate) struct Tasks {
+    tracker: Arc<Tracker>,
+    graceful: watch::Receiver<bool>,
+    force: watch::Receiver<bool>,
+}
+
+impl Tasks {
+    /// The signal that turns true when the graceful deadline passed.
+    pub(crate) fn force_signal(&self) -> watch::Receiver<bool> {
+        self.force.clone()
+    }
+
+    /// Resolves when a (graceful) shutdown begins.
+    pub(crate) fn shutdown_signal(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut graceful = self.graceful.clone();
+        async move {
+            let _ = graceful.wait_for(|shutting_down| *shutting_down).await;
+        }
+    }
+
+    /// Spawns `task`; it is dropped when the server forces its shutdown.
+    pub(crate) fn spawn<F>(&self, task: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let token = self.tracker.token();
+        let mut force = self.force.clone();
+        tokio::spawn(async move {
+            let _token = token;
+            tokio::select! {
+                () = task => {}
+                _ = force.wait_for(|forced| *forced) => {}
+            }
+        });
+    }
+}
+
+/// Starts and stops a server: `LIFE-START` → bind → serve → drain → `LIFE-SHUT`.
+///
+/// ```no_run
+/// use rgi_server::{Config, Server};
+/// # use rgi::{App, Body, Request};
+/// # use rgi::http::Response;
+/// # struct Hello;
+/// # impl App for Hello {
+/// #     type Body = Body;
+/// #     type Error = std::convert::Infallible;
+/// #     async fn call(&self, _: Request) -> Result<Response<Body>, Self::Error> {
+/// #         Ok(Response::new(Body::from("hi")))
+/// #     }
+/// # }
+/// # async fn example() -> Result<(), rgi_server::ServerError> {
+/// let config = Config::default().bind("127.0.0.1:0".parse().unwrap());
+/// let server = Server::new(config).start(Hello).await?;
+/// println!("listening on {:?}", server.local_addrs());
+/// server.shutdown();
+/// server.wait().await?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Server {
+    config: Config,
+}
+
+/// A server that is serving: its addresses, and the handles to stop it.
+#[derive(Debug)]
+pub struct RunningServer {
+    addrs: Vec<SocketAddr>,
+    unix: Vec<PathBuf>,
+    scheme: Scheme,
+    handle: ShutdownHandle,
+    supervisor: JoinHandle<Result<(), ServerError>>,
+}
+
+/// Begins the shutdown of a [`RunningServer`] from anywhere (cheap to clone).
+#[derive(Debug, Clone)]
+pub struct ShutdownHandle {
+    graceful: Arc<watch::Sender<bool>>,
+    force: Arc<watch::Sender<bool>>,
+}
+
+impl ShutdownHandle {
+    /// Begins a graceful shutdown: stop accepting, finish in-flight requests within the
+    /// graceful timeout, then close the rest.
+    pub fn shutdown(&self) {
+        self.graceful.send_replace(true);
+    }
+
+    /// Closes every connection now (in-flight requests are cut short), then shuts down.
+    pub fn force(&self) {
+        self.graceful.send_replace(true);
+        self.force.send_replace(true);
+    }
+
+    /// Whether a shutdown has begun.
+    pub fn is_shutting_down(&self) -> bool {
+        *self.graceful.borrow()
+    }
+}
+
+impl RunningServer {
+    /// The TCP addresses the server listens on (with the real ports when port 0 was asked).
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+
+    /// The Unix domain sockets the server listens on.
+    pub fn unix_paths(&self) -> &[PathBuf] {
+        &self.unix
+    }
+
+    /// The URLs of the listeners: `http://127.0.0.1:8000`, `https://[::1]:8443`, `unix:/path`.
+    pub fn urls(&self) -> Vec<String> {
+        let mut urls: Vec<String> = self
+            .addrs
+            .iter()
+            .map(|addr| format!("{}://{addr}", self.scheme))
+            .collect();
+        urls.extend(
+            self.unix
+                .iter()
+                .map(|path| format!("unix:{}", path.display())),
+        );
+        urls
+    }
+
+    /// A handle that can stop the server while another task waits for it.
+    pub fn handle(&self) -> ShutdownHandle {
+        self.handle.clone()
+    }
+
+    /// Begins a graceful shutdown (see [`ShutdownHandle::shutdown`]).
+    pub fn shutdown(&self) {
+        self.handle.shutdown();
+    }
+
+    /// Waits until the server has shut down: listeners closed, connections drained (or cut at
+    /// the graceful timeout) and [`App::shutdown`] returned. It does not begin a shutdown.
+    pub async fn wait(self) -> Result<(), ServerError> {
+        self.supervisor.await.map_err(ServerError::Task)?
+    }
+}
+
+/// The listeners, before they serve.
+enum Listener {
+    Tcp(TcpListener, SocketAddr),
+    #[cfg(unix)]
+    Unix(tokio::net::UnixListener, PathBuf),
+}
+
+fn bind_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    TcpListener::from_std(socket.into())
+}
+
+#[cfg(unix)]
+fn bind_unix(path: &std::path::Path) -> io::Result<tokio::net::UnixListener> {
+    use std::os::unix::fs::FileTypeExt;
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if meta.file_type().is_socket() {
+            std::fs::remove_file(path)?;
+        }
+    }
+    tokio::net::UnixListener::bind(path)
+}
+
+fn bind_all(config: &Config) -> Result<Vec<Listener>, ServerError> {
+    let mut listeners = Vec::new();
+    for addr in config.tcp_addresses() {
+        let listener = bind_tcp(addr).map_err(|source| ServerError::Bind {
+            address: addr.to_string(),
+            source,
+        })?;
+        let local = listener.local_addr().map_err(|source| ServerError::Bind {
+            address: addr.to_string(),
+            source,
+        })?;
+        listeners.push(Listener::Tcp(listener, local));
+    }
+    for path in &config.uds {
+        #[cfg(unix)]
+        {
+            let listener = bind_unix(path).map_err(|source| ServerError::Bind {
+                address: format!("unix:{}", path.display()),
+                source,
+            })?;
+            listeners.push(Listener::Unix(listener, path.clone()));
+        }
+        #[cfg(not(unix))]
+        return Err(ServerError::Bind {
+            address: format!("unix:{}", path.display()),
+            source: io::Error::new(io::ErrorKind::Unsupported, "no Unix sockets here"),
+        });
+    }
+    Ok(listeners)
+}
+
+/// What every connection of a server shares.
+struct ConnShared {
+    builder: auto::Builder<TokioExecutor>,
+    tls: Option<TlsAcceptor>,
+    semaphore: Arc<Semaphore>,
+    next_id: AtomicU64,
+    handshake_timeout: Duration,
+    keep_alive_timeout: Option<Duration>,
+    max_head: usize,
+    allowed: Allowed,
+    tracker: Arc<Tracker>,
+    graceful: watch::Receiver<bool>,
+    force: watch::Receiver<bool>,
+}
+
+fn builder(config: &Config) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder = match config.http {
+        HttpVersions::Http1Only => builder.http1_only(),
+        HttpVersions::Http2Only => builder.http2_only(),
+        HttpVersions::Auto => builder,
+    };
+    // The timer must be installed, or hyper's header read timeout silently does nothing.
+    // hyper adds the timeout to an `Instant`: keep it far below an overflow (ten years).
+    let header_read_timeout = (!config.header_read_timeout.is_zero()).then_some(
+        config
+            .header_read_timeout
+            .min(Duration::from_secs(86_400 * 3650)),
+    );
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout)
+        .max_headers(config.max_headers.max(1))
+        .max_buf_size(config.max_header_bytes.max(8192))
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(config.h2_max_concurrent_streams)
+        .max_header_list_size(config.h2_max_header_list_size)
+        .max_pending_accept_reset_streams(config.h2_max_pending_accept_reset_streams)
+        .max_local_error_reset_streams(config.h2_max_local_error_reset_streams)
+        .enable_connect_protocol();
+    builder
+}
+
+/// The startup description the application receives (`EXT-CAP-2`).
+fn server_info(config: &Config) -> ServerInfo {
+    let mut info = ServerInfo::new("rgi-server", env!("CARGO_PKG_VERSION"))
+        .with_capability(Capability::RequestTrailers)
+        .with_capability(Capability::ResponseTrailers)
+        .with_capability(Capability::Upgrade)
+        .with_capability(Capability::WebSocket)
+        .with_capability(Capability::MountPrefix)
+        .with_capability(Capability::ProxyHeaders)
+        .with_capability(Capability::UnixSockets);
+    if config.http != HttpVersions::Http2Only {
+        info = info.with_capability(Capability::Http1);
+    }
+    if config.http != HttpVersions::Http1Only {
+        info = info
+            .with_capability(Capability::Http2)
+            .with_capability(Capability::WebSocketHttp2);
+    }
+    if config.tls.is_some() {
+        info = info.with_capability(Capability::Tls);
+    }
+    info
+}
+
+impl Server {
+    /// A server with `config`.
+    pub fn new(config: Config) -> Self {
+        Self { config }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Runs the application's startup (`LIFE-START-1`: before anything is bound or accepted),
+    /// binds the listeners and begins serving.
+    ///
+    /// Fails with [`ServerError::Startup`] when the startup fails, and with
+    /// [`ServerError::Bind`] when a listener cannot be bound (after calling
+    /// [`App::shutdown`] on the started application). Must be called inside a tokio runtime.
+    pub async fn start<L: Lifespan>(self, lifespan: L) -> Result<RunningServer, ServerError> {
+        let config = self.config;
+        if config.max_connections == 0 {
+            return Err(ConfigError::Zero("max_connections").into());
+        }
+        let tls = match &config.tls {
+            Some(files) => Some(TlsAcceptor::from(crate::tls::server_config(
+                files,
+                config.http,
+            )?)),
+            None => None,
+        };
+
+        let startup = CatchUnwind::new(lifespan.startup(server_info(&config)));
+        let app = match startup.await {
+            Ok(Ok(app)) => app,
+            Ok(Err(error)) => return Err(ServerError::Startup(error)),
+            Err(panic) => {
+                return Err(ServerError::StartupPanic(crate::service::panic_message(
+                    &*panic,
+                )));
+            }
+        };
+
+        let listeners = match bind_all(&config) {
+            Ok(listeners) => listeners,
+            Err(error) => {
+                app.shutdown().await;
+                return Err(error);
+            }
+        };
+
+        let (graceful_tx, graceful_rx) = watch::channel(false);
+        let (force_tx, force_rx) = watch::channel(false);
+        let tracker = Arc::new(Tracker::default());
+        let scheme = if tls.is_some() {
+            Scheme::Https
+        } else {
+            Scheme::Http
+        };
+        let shared = Arc::new(AppContext {
+            app,
+            max_uri_length: config.max_uri_length,
+            max_body_bytes: config.max_body_bytes,
+            root_path: config.root_path.clone(),
+            trusted_proxies: config
+                .proxy_headers
+                .then(|| config.forwarded_allow_ips.clone()),
+            access_log: config.access_log,
+            ws: config.ws.clone(),
+            tasks: Tasks {
+                tracker: tracker.clone(),
+                graceful: graceful_rx.clone(),
+                force: force_rx.clone(),
+            },
+        });
+        let conns = Arc::new(ConnShared {
+            builder: builder(&config),
+            tls,
+            semaphore: Arc::new(Semaphore::new(
+                config.max_connections.min(Semaphore::MAX_PERMITS),
+            )),
+            next_id: AtomicU64::new(1),
+            handshake_timeout: if config.header_read_timeout.is_zero() {
+                Duration::from_secs(30)
+            } else {
+                config.header_read_timeout
+            },
+            keep_alive_timeout: (!config.keep_alive_timeout.is_zero())
+                .then_some(config.keep_alive_timeout),
+            max_head: config.max_header_bytes.max(8192),
+            allowed: match config.http {
+                HttpVersions::Http1Only => Allowed::Http1,
+                HttpVersions::Http2Only => Allowed::Http2,
+                HttpVersions::Auto => Allowed::Both,
+            },
+            tracker: tracker.clone(),
+            graceful: graceful_rx.clone(),
+            force: force_rx,
+        });
+
+        let mut addrs = Vec::new();
+        let mut unix = Vec::new();
+        let mut acceptors = Vec::new();
+        for listener in listeners {
+            match &listener {
+                Listener::Tcp(_, addr) => addrs.push(*addr),
+                #[cfg(unix)]
+                Listener::Unix(_, path) => unix.push(path.clone()),
+            }
+            acceptors.push(tokio::spawn(accept_loop(
+                listener,
+                shared.clone(),
+                conns.clone(),
+            )));
+        }
+
+        let handle = ShutdownHandle {
+            graceful: Arc::new(graceful_tx),
+            force: Arc::new(force_tx),
+        };
+        let running = RunningServer {
+            addrs,
+            unix,
+            scheme,
+            handle: handle.clone(),
+            supervisor: tokio::spawn(supervise(
+                shared,
+                acceptors,
+                tracker,
+                handle,
+                graceful_rx,
+                config.graceful_timeout,
+            )),
+        };
+        tracing::info!(
+            addresses = ?running.urls(),
+            version = env!("CARGO_PKG_VERSION"),
+            spec = %rgi::SPEC_VERSION,
+            "rgi-server listening"
+        );
+        Ok(running)
+    }
+}
+
+/// Waits for the shutdown signal, drains, and calls `App::shutdown` exactly once.
+async fn supervise<A: App>(
+    shared: Arc<AppContext<A>>,
+    acceptors: Vec<JoinHandle<Option<PathBuf>>>,
+    tracker: Arc<Tracker>,
+    handle: ShutdownHandle,
+    mut graceful: watch::Receiver<bool>,
+    graceful_timeout: Duration,
+) -> Result<(), ServerError> {
+    let _ = graceful.wait_for(|shutting_down| *shutting_down).await;
+    let mut unix_paths = Vec::new();
+    for acceptor in acceptors {
+        if let Ok(Some(path)) = acceptor.await {
+            unix_paths.push(path);
+        }
+    }
+    tracing::info!(
+        connections = tracker.len(),
+        timeout_s = graceful_timeout.as_secs_f64(),
+        "shutting down: no longer accepting, draining connections"
+    );
+    let mut force = handle.force.subscribe();
+    let drained = tokio::select! {
+        result = tokio::time::timeout(graceful_timeout, tracker.wait()) => result.is_ok(),
+        _ = force.wait_for(|forced| *forced) => false,
+    };
+    if !drained {
+        tracing::warn!(
+            connections = tracker.len(),
+            "closing the connections that did not finish in time"
+        );
+        handle.force.send_replace(true);
+        // Every task ends at the force signal; this bound only guards against a stuck drop.
+        let _ = tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await;
+    }
+    let result = match CatchUnwind::new(shared.app.shutdown()).await {
+        Ok(()) => Ok(()),
+        Err(panic) => {
+            let message = crate::service::panic_message(&*panic);
+            tracing::error!(panic = %message, "the application panicked in shutdown");
+            Err(ServerError::ShutdownPanic(message))
+        }
+    };
+    for path in unix_paths {
+        let _ = std::fs::remove_file(&path);
+    }
+    tracing::info!("rgi-server stopped");
+    result
+}
+
+/// Whether an accept error concerns only the one connection (the listener is fine).
+fn is_connection_error(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::Interrupted
+    )
+}
+
+/// Accepts connections until shutdown; at most `max_connections` are served at once (the
+/// rest wait in the listen backlog). Returns the Unix socket path to remove, if any.
+async fn accept_loop<A: App>(
+    listener: Listener,
+    shared: Arc<AppContext<A>>,
+    conns: Arc<ConnShared>,
+) -> Option<PathBuf> {
+    let mut graceful = conns.graceful.clone();
+    loop {
+        let permit = tokio::select! {
+            biased;
+            _ = graceful.wait_for(|shutting_down| *shutting_down) => break,
+            permit = conns.semaphore.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+        };
+        let accepted = tokio::select! {
+            biased;
+            _ = graceful.wait_for(|shutting_down| *shutting_down) => break,
+            accepted = accept(&listener) => accepted,
+        };
+        match accepted {
+            Ok(Accepted::Tcp(stream, local, peer)) => {
+                let _ = stream.set_nodelay(true);
+                spawn_connection(
+                    &shared,
+                    &conns,
+                    stream,
+                    SocketAddress::Tcp(local),
+                    SocketAddress::Tcp(peer),
+                    permit,
+                );
+            }
+            #[cfg(unix)]
+            Ok(Accepted::Unix(stream, local, peer)) => {
+                spawn_connection(
+                    &shared,
+                    &conns,
+                    stream,
+                    SocketAddress::Unix(Some(local)),
+                    SocketAddress::Unix(peer),
+                    permit,
+                );
+            }
+            Err(error) if is_connection_error(&error) => {
+                tracing::debug!(%error, "a connection failed before it was accepted");
+            }
+            Err(error) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::error!(%error, "accept failed; retrying shortly");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    // Dropping the listener closes it: new connections are refused from here on.
+    match listener {
+        Listener::Tcp(..) => None,
+        #[cfg(unix)]
+        Listener::Unix(_, path) => Some(path),
+    }
+}
+
+enum Accepted {
+    Tcp(tokio::net::TcpStream, SocketAddr, SocketAddr),
+    #[cfg(unix)]
+    Unix(tokio::net::UnixStream, PathBuf, Option<PathBuf>),
+}
+
+async fn accept(listener: &Listener) -> io::Result<Accepted> {
+    match listener {
+        Listener::Tcp(listener, local) => {
+            let (stream, peer) = listener.accept().await?;
+            Ok(Accepted::Tcp(stream, *local, peer))
+        }
+        #[cfg(unix)]
+        Listener::Unix(listener, path) => {
+            let (stream, peer) = listener.accept().await?;
+            Ok(Accepted::Unix(
+                stream,
+                path.clone(),
+                peer.as_pathname().map(PathBuf::from),
+            ))
+        }
+    }
+}
+
+fn spawn_connection<A, Io>(
+    shared: &Arc<AppContext<A>>,
+    conns: &Arc<ConnShared>,
+    io: Io,
+    local: SocketAddress,
+    peer: SocketAddress,
+    permit: OwnedSemaphorePermit,
+) where
+    A: App,
+    Io: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let token = conns.tracker.token();
+    let shared = shared.clone();
+    let conns = conns.clone();
+    tokio::spawn(async move {
+        let _token = token;
+        let _permit = permit;
+        let id = conns.next_id.fetch_add(1, Ordering::Relaxed);
+        let trust_proxy = shared
+            .trusted_proxies
+            .as_ref()
+            .is_some_and(|trusted| peer.ip().is_none_or(|ip| trusted.contains(ip)));
+        let info = ConnectionInfo::new(local, peer, Scheme::Http).with_id(id);
+        let ctx = |info| {
+            Arc::new(ConnContext {
+                shared: shared.clone(),
+                info,
+                trust_proxy,
+                activity: Activity::new(),
+                verdicts: Arc::default(),
+            })
+        };
+        match &conns.tls {
+            None => drive(ctx(info), &conns, io).await,
+            Some(acceptor) => {
+                let mut force = conns.force.clone();
+                let handshake = tokio::time::timeout(conns.handshake_timeout, acceptor.accept(io));
+                let stream = tokio::select! {
+                    result = handshake => result,
+                    _ = force.wait_for(|forced| *forced) => return,
+                };
+                match stream {
+                    Ok(Ok(stream)) => {
+                        let info = info.with_tls(crate::tls::info(stream.get_ref().1));
+                        drive(ctx(info), &conns, stream).await;
+                    }
+                    Ok(Err(error)) => tracing::debug!(%error, "TLS handshake failed"),
+                    Err(_) => tracing::debug!("TLS handshake timed out"),
+                }
+            }
+        }
+    });
+}
+
+/// Serves one connection until it ends, shutdown drains it, or shutdown is forced.
+async fn drive<A, Io>(ctx: Arc<ConnContext<A>>, conns: &ConnShared, io: Io)
+where
+    A: App,
+    Io: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = {
+        let ctx = ctx.clone();
+        hyper::service::service_fn(move |req| serve_request(&ctx, req))
+    };
+    let io = FramingGuard::new(
+        io,
+        conns.max_head,
+        ctx.verdicts.clone(),
+        conns.allowed,
+        ctx.activity.clone(),
+    );
+    // hyper's header read timeout starts once hyper-util has seen the first bytes; until then
+    // (a client that connects and sends nothing) the server enforces it itself.
+    let first_byte_deadline = deadline(ctx.activity.origin(), conns.handshake_timeout);
+    let conn = conns
+        .builder
+        .serve_connection_with_upgrades(TokioIo::new(io), service);
+    tokio::pin!(conn);
+    let mut graceful = conns.graceful.clone();
+    let mut force = conns.force.clone();
+    let mut closing = false;
+    loop {
+        let idle_deadline = conns.keep_alive_timeout.map(|timeout| {
+            let base = if ctx.activity.is_idle() {
+                ctx.activity.last()
+            } else {
+                std::time::Instant::now()
+            };
+            deadline(base, timeout)
+        });
+        tokio::select! {
+            result = conn.as_mut() => {
+                if let Err(error) = result {
+                    tracing::debug!(connection = ctx.info.id(), %error, "connection ended with an error");
+                }
+                break;
+            }
+            _ = graceful.wait_for(|shutting_down| *shutting_down), if !closing => {
+                conn.as_mut().graceful_shutdown();
+                closing = true;
+            }
+            _ = force.wait_for(|forced| *forced) => break,
+            () = tokio::time::sleep_until(first_byte_deadline),
+                if !ctx.activity.saw_bytes.load(Ordering::Acquire) =>
+            {
+                // The guard is evaluated when the select starts: check again.
+                if !ctx.activity.saw_bytes.load(Ordering::Acquire) {
+                    tracing::debug!(
+                        connection = ctx.info.id(),
+                        "no request within the header read timeout"
+                    );
+                    break;
+                }
+            }
+            () = sleep_until(idle_deadline), if !closing => {
+                let idle_for = ctx.activity.last().elapsed();
+                if ctx.activity.is_idle()
+                    && conns.keep_alive_timeout.is_some_and(|timeout| idle_for >= timeout)
+                {
+                    tracing::debug!(connection = ctx.info.id(), "closing an idle connection");
+                    conn.as_mut().graceful_shutdown();
+                    closing = true;
+                }
+            }
+        }
+    }
+}
+
+/// `base + timeout`, or a deadline decades away when a huge timeout would overflow.
+fn deadline(base: std::time::Instant, timeout: Duration) -> tokio::time::Instant {
+    let far = Duration::from_secs(86_400 * 365 * 30);
+    let at = base
+        .checked_add(timeout)
+        .or_else(|| base.checked_add(far))
+        .unwrap_or(base);
+    tokio::time::Instant::from_std(at)
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}

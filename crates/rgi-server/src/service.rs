@@ -1,0 +1,799 @@
+//! The glue between hyper and an [`App`]: one request in, one response out.
+//!
+//! [`serve_request`] turns hyper's `Request<Incoming>` into an [`rgi::Request`] (body limit,
+//! extensions), calls the application inside a panic guard ([`CallFuture`]), and turns its
+//! answer into hyper's response ([`ResponseBody`]), enforcing the spec on the way.
+
+use std::any::Any;
+use std::convert::Infallible;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Response, StatusCode, Version};
+use http_body::Body as _;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use rgi::{App, Body, BodyError, BoxError, ConnectionInfo, Disconnect, DisconnectNotifier};
+
+use crate::body::{RequestBody, ResponseBody};
+use crate::config::TrustedProxies;
+use crate::server::Tasks;
+use crate::ws::{self, WsConfig};
+
+/// What every request of a server needs to know.
+pub(crate) struct AppContext<A> {
+    pub(crate) app: A,
+    pub(crate) max_uri_length: usize,
+    pub(crate) max_body_bytes: Option<u64>,
+    pub(crate) root_path: Option<rgi::MountPrefix>,
+    pub(crate) trusted_proxies: Option<TrustedProxies>,
+    pub(crate) access_log: bool,
+    pub(crate) ws: WsConfig,
+    pub(crate) tasks: Tasks,
+}
+
+/// How busy a connection is: requests in flight and the time of the last activity.
+#[derive(Debug)]
+pub(crate) struct Activity {
+    origin: Instant,
+    /// Whether the client sent any byte yet.
+    pub(crate) saw_bytes: std::sync::atomic::AtomicBool,
+    in_flight: AtomicUsize,
+    last_millis: AtomicU64,
+}
+
+impl Activity {
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::new(Self {
+            origin: Instant::now(),
+            saw_bytes: std::sync::atomic::AtomicBool::new(false),
+            in_flight: AtomicUsize::new(0),
+            last_millis: AtomicU64::new(0),
+        })
+    }
+
+    fn touch(&self) {
+        let millis = u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_millis.store(millis, Ordering::Release);
+    }
+
+    /// When the connection started.
+    pub(crate) fn origin(&self) -> Instant {
+        self.origin
+    }
+
+    /// Whether no request is in flight.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.in_flight.load(Ordering::Acquire) == 0
+    }
+
+    /// When the connection last finished (or started) a request.
+    pub(crate) fn last(&self) -> Instant {
+        self.origin + std::time::Duration::from_millis(self.last_millis.load(Ordering::Acquire))
+    }
+
+    fn begin(self: &Arc<Self>) -> ActiveGuard {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        self.touch();
+        ActiveGuard(self.clone())
+    }
+}
+
+/// One request in flight; dropping it records the end of the request.
+#[derive(Debug)]
+struct ActiveGuard(Arc<Activity>);
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        self.0.touch();
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The connection a request arrived on.
+pub(crate) struct ConnContext<A> {
+    pub(crate) shared: Arc<AppContext<A>>,
+    pub(crate) info: ConnectionInfo,
+    /// Whether the transport peer may send proxy headers.
+    pub(crate) trust_proxy: bool,
+    pub(crate) activity: Arc<Activity>,
+    /// The smuggling guard's verdicts, one per HTTP/1 request.
+    pub(crate) verdicts: Arc<crate::framing::Verdicts>,
+}
+
+/// What the access log line of one exchange says; it also marks the request as in flight.
+#[derive(Debug)]
+pub(crate) struct ExchangeLog {
+    enabled: bool,
+    start: Instant,
+    client: String,
+    method: Method,
+    target: String,
+    version: Version,
+    status: StatusCode,
+    forced: tokio::sync::watch::Receiver<bool>,
+    _active: ActiveGuard,
+}
+
+impl ExchangeLog {
+    /// Whether the server is cutting exchanges short (the graceful deadline passed).
+    pub(crate) fn is_forced(&self) -> bool {
+        *self.forced.borrow()
+    }
+
+    /// Writes the access log line.
+    pub(crate) fn finish(self, bytes: u64, outcome: &str) {
+        if self.enabled {
+            tracing::info!(
+                target: "rgi_server::access",
+                client = %self.client,
+                method = %self.method,
+                path = %self.target,
+                version = ?self.version,
+                status = self.status.as_u16(),
+                bytes,
+                duration_ms = self.start.elapsed().as_secs_f64() * 1000.0,
+                outcome,
+                "{} \"{} {} {:?}\" {} {}",
+                self.client,
+                self.method,
+                self.target,
+                self.version,
+                self.status.as_u16(),
+                bytes,
+            );
+        }
+    }
+}
+
+/// An error and its chain of sources, as one line: `outer: cause: root cause`.
+pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        // Transparent wrappers repeat their source's message: say it once.
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// The text of a panic payload.
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic with a non-string payload".to_owned()
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// Polls a future, turning a panic into an `Err` with the panic's payload.
+    pub(crate) struct CatchUnwind<F> {
+        #[pin]
+        inner: F,
+    }
+}
+
+impl<F> CatchUnwind<F> {
+    pub(crate) fn new(inner: F) -> Self {
+        Self { inner }
+    }
+}
+
+impl<F: Future> Future for CatchUnwind<F> {
+    type Output = Result<F::Output, Box<dyn Any + Send>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = self.project().inner;
+        match std::panic::catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
+            Err(payload) => Poll::Ready(Err(payload)),
+        }
+    }
+}
+
+/// The kind of upgrade a request asked for.
+enum UpgradeRequest {
+    None,
+    /// A raw upgrade (HTTP/1.1 `Upgrade` or HTTP/2 extended CONNECT).
+    Raw(hyper::upgrade::OnUpgrade),
+    /// A WebSocket handshake; the request headers are kept for the handshake response.
+    WebSocket(hyper::upgrade::OnUpgrade, HeaderMap),
+}
+
+/// What is needed after the application answered.
+struct Finish<A> {
+    shared: Arc<AppContext<A>>,
+    head: bool,
+    /// An HTTP/2 extended CONNECT.
+    extended_connect: bool,
+    version: Version,
+    upgrade: UpgradeRequest,
+    log: ExchangeLog,
+}
+
+pin_project_lite::pin_project! {
+    /// The future hyper polls for one request: the application's call, guarded.
+    ///
+    /// Field order matters: the notifier is dropped (settling the request's `Disconnect` as
+    /// client-gone) before the application's future (`CORE-CANCEL-2`).
+    pub(crate) struct CallFuture<F, A: App> {
+        notifier: Option<DisconnectNotifier>,
+        immediate: Option<Response<ResponseBody<A::Body>>>,
+        finish: Option<Finish<A>>,
+        #[pin]
+        call: Option<CatchUnwind<F>>,
+    }
+
+    impl<F, A: App> PinnedDrop for CallFuture<F, A> {
+        fn drop(this: Pin<&mut Self>) {
+            // Runs before any field is dropped: the signal settles before the app's future
+            // goes away (`CORE-CANCEL-2`).
+            let this = this.project();
+            if let Some(notifier) = this.notifier.take() {
+                let forced = this.finish.as_ref().is_some_and(|f| f.log.is_forced());
+                if forced {
+                    notifier.aborted();
+                } else {
+                    notifier.client_gone();
+                }
+            }
+        }
+    }
+}
+
+impl<F, A> Future for CallFuture<F, A>
+where
+    A: App,
+    F: Future<Output = Result<Response<A::Body>, A::Error>>,
+{
+    type Output = Result<Response<ResponseBody<A::Body>>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        if let Some(response) = this.immediate.take() {
+            return Poll::Ready(Ok(response));
+        }
+        let Some(call) = this.call.as_mut().as_pin_mut() else {
+            // Polled after completion: hyper never does this. Answer, never panic.
+            return Poll::Ready(Ok(plain_response::<A::Body>(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Version::HTTP_11,
+                false,
+                None,
+                None,
+            )));
+        };
+        let output = match call.poll(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(output) => output,
+        };
+        this.call.set(None);
+        let (Some(notifier), Some(finish)) = (this.notifier.take(), this.finish.take()) else {
+            return Poll::Ready(Ok(plain_response::<A::Body>(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Version::HTTP_11,
+                false,
+                None,
+                None,
+            )));
+        };
+        let response = match output {
+            Ok(Ok(response)) => finish_response(finish, response, notifier),
+            Ok(Err(error)) => error_response(finish, error.into(), notifier),
+            Err(panic) => {
+                let message = panic_message(&*panic);
+                tracing::error!(
+                    method = %finish.log.method,
+                    path = %finish.log.target,
+                    panic = %message,
+                    "the application panicked before its response head"
+                );
+                failure_response(finish, StatusCode::INTERNAL_SERVER_ERROR, notifier)
+            }
+        };
+        Poll::Ready(Ok(response))
+    }
+}
+
+/// A response the server writes itself, with a short `text/plain` body.
+fn plain_response<B>(
+    status: StatusCode,
+    version: Version,
+    head: bool,
+    notifier: Option<DisconnectNotifier>,
+    log: Option<ExchangeLog>,
+) -> Response<ResponseBody<B>> {
+    let text = format!(
+        "{} {}\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("Error")
+    );
+    let log = log.map(|mut log| {
+        log.status = status;
+        log
+    });
+    let mut response = Response::new(ResponseBody::server(
+        Bytes::from(text.clone()),
+        head,
+        notifier,
+        log,
+    ));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(text.len()));
+    if status.is_client_error() && version < Version::HTTP_2 {
+        // The request may be half read: do not reuse the connection.
+        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
+fn failure_response<A: App>(
+    finish: Finish<A>,
+    status: StatusCode,
+    notifier: DisconnectNotifier,
+) -> Response<ResponseBody<A::Body>> {
+    plain_response(
+        status,
+        finish.version,
+        finish.head,
+        Some(notifier),
+        Some(finish.log),
+    )
+}
+
+/// The answer to an application's `Err` (`CORE-ERR-*`).
+fn error_response<A: App>(
+    finish: Finish<A>,
+    error: BoxError,
+    notifier: DisconnectNotifier,
+) -> Response<ResponseBody<A::Body>> {
+    match BodyError::find(error.as_ref()) {
+        Some(BodyError::Disconnected) => {
+            tracing::debug!(
+                method = %finish.log.method,
+                path = %finish.log.target,
+                "the client went away while the application read the body"
+            );
+            notifier.client_gone();
+            let mut response = plain_response(
+                StatusCode::BAD_REQUEST,
+                finish.version,
+                finish.head,
+                None,
+                Some(finish.log),
+            );
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            response
+        }
+        Some(body_error) if body_error.status_code().is_some() => {
+            let status = body_error
+                .status_code()
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            tracing::info!(
+                method = %finish.log.method,
+                path = %finish.log.target,
+                error = %error_chain(error.as_ref()),
+                status = status.as_u16(),
+                "the application gave up on the request body"
+            );
+            failure_response(finish, status, notifier)
+        }
+        _ => {
+            tracing::error!(
+                method = %finish.log.method,
+                path = %finish.log.target,
+                error = %error_chain(error.as_ref()),
+                "the application failed before its response head"
+            );
+            failure_response(finish, StatusCode::INTERNAL_SERVER_ERROR, notifier)
+        }
+    }
+}
+
+/// Headers that describe the connection or the framing: the server owns them (`HTTP-RESP`).
+const HOP_BY_HOP: [&str; 6] = [
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "te",
+    "upgrade",
+    "proxy-connection",
+];
+
+/// Turns the application's response into hyper's, enforcing the response rules.
+fn finish_response<A: App>(
+    mut finish: Finish<A>,
+    mut response: Response<A::Body>,
+    notifier: DisconnectNotifier,
+) -> Response<ResponseBody<A::Body>> {
+    let status = response.status();
+    for name in HOP_BY_HOP {
+        if response.headers_mut().remove(name).is_some() {
+            tracing::warn!(
+                header = name,
+                path = %finish.log.target,
+                "the application set a hop-by-hop header; the server removed it"
+            );
+            while response.headers_mut().remove(name).is_some() {}
+        }
+    }
+
+    let raw = response
+        .extensions_mut()
+        .remove::<rgi::upgrade::UpgradeAccepted>();
+    let websocket = response
+        .extensions_mut()
+        .remove::<rgi::ws::WebSocketAccepted>();
+    let upgrade = std::mem::replace(&mut finish.upgrade, UpgradeRequest::None);
+    let switching = if finish.version >= Version::HTTP_2 {
+        status.is_success()
+    } else {
+        status == StatusCode::SWITCHING_PROTOCOLS
+    };
+    if switching {
+        match (upgrade, raw, websocket) {
+            (UpgradeRequest::WebSocket(on_upgrade, request_headers), _, Some(accepted)) => {
+                if let Some(handler) = accepted.take_handler() {
+                    ws::complete_handshake(
+                        &request_headers,
+                        finish.version,
+                        response.headers_mut(),
+                    );
+                    let config = finish.shared.ws.clone();
+                    let shutdown = finish.shared.tasks.shutdown_signal();
+                    finish.shared.tasks.spawn(async move {
+                        match on_upgrade.await {
+                            Ok(upgraded) => {
+                                ws::run_session_until(
+                                    TokioIo::new(upgraded),
+                                    handler,
+                                    config,
+                                    shutdown,
+                                )
+                                .await;
+                            }
+                            Err(error) => {
+                                tracing::debug!(%error, "the WebSocket upgrade did not complete");
+                            }
+                        }
+                    });
+                    return upgrade_response(finish, response, notifier);
+                }
+            }
+            (UpgradeRequest::Raw(on_upgrade), Some(accepted), _) => {
+                if let Some(handler) = accepted.take_handler() {
+                    if finish.version < Version::HTTP_2 {
+                        let protocol = HeaderValue::from_str(accepted.protocol()).ok();
+                        let headers = response.headers_mut();
+                        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+                        if let Some(protocol) = protocol {
+                            headers.insert(header::UPGRADE, protocol);
+                        }
+                    }
+                    finish.shared.tasks.spawn(async move {
+                        match on_upgrade.await {
+                            Ok(upgraded) => {
+                                let io = rgi::upgrade::Upgraded::new(
+                                    TokioIo::new(upgraded),
+                                    Bytes::new(),
+                                );
+                                if let Err(error) = handler.run(io).await {
+                                    tracing::warn!(%error, "the upgrade handler failed");
+                                }
+                            }
+                            Err(error) => {
+                                tracing::debug!(%error, "the upgrade did not complete");
+                            }
+                        }
+                    });
+                    return upgrade_response(finish, response, notifier);
+                }
+            }
+            _ => {}
+        }
+    }
+    if !(200..=599).contains(&status.as_u16()) || (finish.extended_connect && status.is_success()) {
+        tracing::error!(
+            status = status.as_u16(),
+            path = %finish.log.target,
+            "the application returned a status the server cannot send as a final response \
+             (an interim status, above 599, or an upgrade without an accept marker)"
+        );
+        return failure_response(finish, StatusCode::INTERNAL_SERVER_ERROR, notifier);
+    }
+    // HTTP-RESP-3: the reason phrase comes from the status code, never from the application.
+    response
+        .extensions_mut()
+        .remove::<hyper::ext::ReasonPhrase>();
+    let unsendable = response.headers().values().any(|value| {
+        value
+            .as_bytes()
+            .iter()
+            .any(|b| matches!(b, b'\r' | b'\n' | 0))
+    });
+    if unsendable {
+        tracing::error!(
+            path = %finish.log.target,
+            "the application set a header value containing CR, LF or NUL"
+        );
+        return failure_response(finish, StatusCode::INTERNAL_SERVER_ERROR, notifier);
+    }
+    let Ok(declared) = declared_length(response.headers()) else {
+        tracing::error!(
+            path = %finish.log.target,
+            "the application set an invalid Content-Length"
+        );
+        return failure_response(finish, StatusCode::INTERNAL_SERVER_ERROR, notifier);
+    };
+
+    let no_body =
+        finish.head || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED;
+    let declared = declared.or_else(|| response.body().size_hint().exact());
+    if finish.head && !response.headers().contains_key(header::CONTENT_LENGTH) {
+        // A HEAD response carries the length the GET response would have.
+        if let Some(length) = declared {
+            response
+                .headers_mut()
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+        }
+    }
+    finish.log.status = status;
+    let (parts, body) = response.into_parts();
+    let body = ResponseBody::app(
+        body,
+        no_body,
+        if no_body { None } else { declared },
+        notifier,
+        Some(finish.log),
+    );
+    Response::from_parts(parts, body)
+}
+
+fn upgrade_response<A: App>(
+    mut finish: Finish<A>,
+    response: Response<A::Body>,
+    notifier: DisconnectNotifier,
+) -> Response<ResponseBody<A::Body>> {
+    finish.log.status = response.status();
+    let (mut parts, _body) = response.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    let body = ResponseBody::server(Bytes::new(), true, Some(notifier), Some(finish.log));
+    Response::from_parts(parts, body)
+}
+
+/// The application's `Content-Length`: `Ok(None)` without one, `Err` unless it is one valid
+/// decimal value (`CORE-ERR-6`).
+fn declared_length(headers: &HeaderMap) -> Result<Option<u64>, ()> {
+    let mut values = headers.get_all(header::CONTENT_LENGTH).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(());
+    }
+    let text = value.to_str().map_err(|_| ())?;
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(());
+    }
+    text.parse::<u64>().map(Some).map_err(|_| ())
+}
+
+/// Whether a header value lists `token` (comma-separated, case-insensitive).
+fn has_token(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|item| item.trim().eq_ignore_ascii_case(token))
+}
+
+/// Request heads hyper accepts but the spec rejects (`SRV-LIMIT-1`): HTTP/1.1 without exactly
+/// one `host`, a `host` that is no valid `host[:port]`, an asterisk-form target with a method other than `OPTIONS`, an authority-form
+/// target with a method other than `CONNECT`.
+fn malformed_head(parts: &http::request::Parts) -> bool {
+    if parts.version >= Version::HTTP_2 {
+        return false;
+    }
+    let mut hosts = parts.headers.get_all(header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (None, _) if parts.version == Version::HTTP_11 => return true,
+        (Some(_), Some(_)) => return true,
+        // An empty value is allowed; anything else must be a valid authority (host[:port]).
+        (Some(host), None) if !host.is_empty() => {
+            let valid = http::uri::Authority::try_from(host.as_bytes())
+                .is_ok_and(|authority| !authority.as_str().contains('@'));
+            if !valid {
+                return true;
+            }
+        }
+        _ => {}
+    }
+    let uri = &parts.uri;
+    let asterisk = uri.scheme().is_none()
+        && uri.authority().is_none()
+        && uri.path_and_query().is_some_and(|pq| pq.as_str() == "*");
+    if asterisk && parts.method != Method::OPTIONS {
+        return true;
+    }
+    let authority_form = uri.scheme().is_none() && uri.authority().is_some();
+    authority_form != (parts.method == Method::CONNECT)
+}
+
+/// Handles one request of a connection: the function hyper's service calls.
+pub(crate) fn serve_request<A: App>(
+    conn: &Arc<ConnContext<A>>,
+    req: http::Request<Incoming>,
+) -> CallFuture<impl Future<Output = Result<Response<A::Body>, A::Error>> + Send + use<A>, A> {
+    let shared = &conn.shared;
+    let active = conn.activity.begin();
+    let (mut parts, incoming) = req.into_parts();
+    let version = parts.version;
+    // Taken for every HTTP/1 request, in order, before anything can return early.
+    let ambiguous_framing = version < Version::HTTP_2 && conn.verdicts.next_is_malformed();
+    let head = parts.method == Method::HEAD;
+    let is_connect = parts.method == Method::CONNECT;
+    let target = match parts.uri.path_and_query() {
+        Some(pq) => pq.as_str().to_owned(),
+        None => parts.uri.to_string(),
+    };
+
+    let mut info = conn.info.clone();
+    if let Some(trusted) = shared.trusted_proxies.as_ref().filter(|_| conn.trust_proxy) {
+        let (peer, scheme) = crate::proxy::forwarded(&parts.headers, trusted);
+        if peer.is_some() || scheme.is_some() {
+            info = info.with_forwarded(peer, scheme);
+        }
+    }
+
+    let log = ExchangeLog {
+        enabled: shared.access_log,
+        start: Instant::now(),
+        client: info.peer().to_string(),
+        method: parts.method.clone(),
+        target,
+        version,
+        status: StatusCode::OK,
+        forced: shared.tasks.force_signal(),
+        _active: active,
+    };
+    let (disconnect, notifier) = Disconnect::pair();
+
+    // Limits and the mount prefix: answered by the server, never reaching the app.
+    let target_length = parts.uri.path_and_query().map_or(0, |pq| pq.as_str().len())
+        + if version < Version::HTTP_2 {
+            parts.uri.authority().map_or(0, |a| a.as_str().len())
+        } else {
+            0
+        };
+    let early_status = if ambiguous_framing || malformed_head(&parts) {
+        Some(StatusCode::BAD_REQUEST)
+    } else if target_length > shared.max_uri_length {
+        Some(StatusCode::URI_TOO_LONG)
+    } else if let Some(prefix) = &shared.root_path {
+        let decoded = rgi::path::decode(parts.uri.path());
+        prefix
+            .strip(&decoded)
+            .is_none()
+            .then_some(StatusCode::NOT_FOUND)
+    } else {
+        None
+    };
+    let protocol = parts
+        .extensions
+        .get::<hyper::ext::Protocol>()
+        .map(|p| p.as_str().to_owned());
+    let rejection = if early_status.is_none() {
+        ws::reject_unsupported_version(&parts.method, version, &parts.headers, protocol.as_deref())
+    } else {
+        None
+    };
+    if let Some(status) = early_status.or(rejection.as_ref().map(|r| r.status())) {
+        let mut response = plain_response(status, version, head, Some(notifier), Some(log));
+        if let Some(rejection) = rejection {
+            for (name, value) in rejection.headers() {
+                response.headers_mut().insert(name, value.clone());
+            }
+        }
+        return CallFuture {
+            notifier: None,
+            immediate: Some(response),
+            finish: None,
+            call: None,
+        };
+    }
+
+    // Upgrades: WebSocket handshakes, and any other protocol switch.
+    let asked_protocols: Option<Vec<String>> = if version >= Version::HTTP_2 {
+        (parts.method == Method::CONNECT)
+            .then(|| protocol.clone().map(|p| vec![p]))
+            .flatten()
+    } else if version == Version::HTTP_11
+        && has_token(&parts.headers, header::CONNECTION, "upgrade")
+        && parts.headers.contains_key(header::UPGRADE)
+    {
+        Some(
+            parts
+                .headers
+                .get_all(header::UPGRADE)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .map(|p| p.trim().to_owned())
+                .filter(|p| !p.is_empty())
+                .collect(),
+        )
+    } else {
+        None
+    };
+    let mut upgrade = UpgradeRequest::None;
+    if let Some(protocols) = asked_protocols.filter(|p| !p.is_empty()) {
+        // hyper's own `OnUpgrade` stays in the extensions (compatibility extension); the
+        // server keeps a clone to run the application's handler.
+        if let Some(on_upgrade) = parts.extensions.get::<hyper::upgrade::OnUpgrade>().cloned() {
+            match ws::websocket_offer(&parts.method, version, &parts.headers, protocol.as_deref()) {
+                Some(offer) => {
+                    parts.extensions.insert(offer);
+                    upgrade = UpgradeRequest::WebSocket(on_upgrade, parts.headers.clone());
+                }
+                None => {
+                    parts
+                        .extensions
+                        .insert(rgi::upgrade::OnUpgrade::new(version, protocols));
+                    upgrade = UpgradeRequest::Raw(on_upgrade);
+                }
+            }
+        }
+    }
+
+    parts.extensions.insert(info);
+    parts.extensions.insert(disconnect);
+    if let Some(prefix) = &shared.root_path {
+        parts.extensions.insert(prefix.clone());
+    }
+    let body = if incoming.is_end_stream() {
+        Body::empty()
+    } else {
+        Body::new(RequestBody::new(incoming))
+    };
+    let request = http::Request::from_parts(parts, body.with_limit(shared.max_body_bytes));
+
+    let app = shared.clone();
+    let call = async move { app.app.call(request).await };
+    CallFuture {
+        notifier: Some(notifier),
+        immediate: None,
+        finish: Some(Finish {
+            shared: shared.clone(),
+            head,
+            extended_connect: version >= Version::HTTP_2 && is_connect && protocol.is_some(),
+            version,
+            upgrade,
+            log,
+        }),
+        call: Some(CatchUnwind::new(call)),
+    }
+}
