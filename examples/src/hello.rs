@@ -1,1 +1,321 @@
-//! The `hello` example (being written).
+//! The `hello` example: the smallest useful RGI application, and the server's reference load.
+//!
+//! | Request | Response |
+//! |---|---|
+//! | `GET /` | `200 text/plain` `Hello, World!` |
+//! | `POST /echo` | `200` with the request body (and its trailers, announced as the request announced them) streamed back (`Content-Length` or chunked; `Content-Type` echoed); bodies over the server's `--max-body-bytes` get `413` when their length is declared, an aborted echo otherwise (`--max-body-bytes 0`: any size) |
+//! | `GET /stream?bytes=N` | `200` with `N` bytes (`x`) streamed in 64 KiB chunks, generated lazily (`N` ≤ 16 GiB, else `400`) |
+//! | `GET /trailers` | `200` with a streamed body followed by the trailers `x-checksum` and `x-chunks` |
+//! | anything else | `404` |
+//!
+//! Routes match the application path ([`rgi::path::app_path`]), so the app works under
+//! `--root-path` too.
+//!
+//! ```no_run
+//! fn main() -> std::process::ExitCode {
+//!     rgi_server::run(rgi_examples::hello::Hello)
+//! }
+//! ```
+
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
+use http_body::{Frame, SizeHint};
+use rgi::{App, Body, BodyError, Request};
+
+/// The chunk size of `/stream`.
+pub const STREAM_CHUNK: usize = 64 * 1024;
+
+/// The largest `/stream?bytes=N`.
+pub const STREAM_MAX: u64 = 16 << 30;
+
+/// The chunks of `/trailers`.
+pub const TRAILER_CHUNKS: [&str; 3] = ["first chunk\n", "second chunk\n", "third chunk\n"];
+
+/// The `hello` application.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Hello;
+
+impl App for Hello {
+    type Body = Body;
+    type Error = BodyError;
+
+    async fn call(&self, req: Request) -> Result<Response<Body>, BodyError> {
+        let path = rgi::path::app_path(&req).unwrap_or_default();
+        let response = match (req.method(), &*path) {
+            (&Method::GET | &Method::HEAD, b"/") => text(StatusCode::OK, "Hello, World!"),
+            (&Method::POST, b"/echo") => echo(req).await?,
+            (&Method::GET | &Method::HEAD, b"/stream") => stream(rgi::path::query(&req)),
+            (&Method::GET | &Method::HEAD, b"/trailers") => trailers(),
+            _ => text(StatusCode::NOT_FOUND, "Not Found"),
+        };
+        Ok(response)
+    }
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response<Body> {
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+/// Streams the request body back: no buffering, backpressure end to end.
+///
+/// The first frame is read before the head is returned, so that a body whose declared length
+/// is over the limit fails the call (the server answers `413`) instead of the echo.
+async fn echo(req: Request) -> Result<Response<Body>, BodyError> {
+    let content_type = req.headers().get(header::CONTENT_TYPE).cloned();
+    // Request trailers come back as response trailers: announce the same names (HTTP/1.1
+    // sends only announced trailers).
+    let announced: Vec<HeaderValue> = req
+        .headers()
+        .get_all(header::TRAILER)
+        .iter()
+        .cloned()
+        .collect();
+    let mut body = req.into_body();
+    let first = body.frame().await.transpose()?;
+    let mut response = Response::new(Body::new(Prepend { first, rest: body }));
+    if let Some(value) = content_type {
+        response.headers_mut().insert(header::CONTENT_TYPE, value);
+    }
+    for value in announced {
+        response.headers_mut().append(header::TRAILER, value);
+    }
+    Ok(response)
+}
+
+/// A body whose first frame was already read.
+struct Prepend {
+    first: Option<Frame<Bytes>>,
+    rest: Body,
+}
+
+impl http_body::Body for Prepend {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        if let Some(frame) = self.first.take() {
+            return Poll::Ready(Some(Ok(frame)));
+        }
+        Pin::new(&mut self.rest).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.first.is_none() && self.rest.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let first = self
+            .first
+            .as_ref()
+            .and_then(Frame::data_ref)
+            .map_or(0, |data| data.len() as u64);
+        let rest = self.rest.size_hint();
+        let mut hint = SizeHint::new();
+        hint.set_lower(rest.lower() + first);
+        if let Some(upper) = rest.upper() {
+            hint.set_upper(upper + first);
+        }
+        hint
+    }
+}
+
+/// Parses `bytes=N` out of a query string.
+pub fn stream_length(query: &str) -> Option<u64> {
+    query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(name, _)| *name == "bytes")
+        .and_then(|(_, value)| value.parse::<u64>().ok())
+        .filter(|n| *n <= STREAM_MAX)
+}
+
+fn stream(query: &str) -> Response<Body> {
+    let Some(length) = stream_length(query) else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "expected /stream?bytes=N with N at most 17179869184\n",
+        );
+    };
+    let mut response = Response::new(Body::new(RepeatBody::new(length)));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    response
+}
+
+fn trailers() -> Response<Body> {
+    let mut response = Response::new(Body::new(TrailersBody { next: 0 }));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    // HTTP/1.1 sends trailers only when they are declared and the client accepts them.
+    headers.insert(
+        header::TRAILER,
+        HeaderValue::from_static("x-checksum, x-chunks"),
+    );
+    response
+}
+
+/// `N` bytes of `x`, made one 64 KiB chunk at a time, as the transport asks for them.
+#[derive(Debug)]
+pub struct RepeatBody {
+    remaining: u64,
+    chunk: Bytes,
+}
+
+impl RepeatBody {
+    /// A body of `length` bytes.
+    pub fn new(length: u64) -> Self {
+        Self {
+            remaining: length,
+            chunk: Bytes::from(vec![b'x'; STREAM_CHUNK]),
+        }
+    }
+}
+
+impl http_body::Body for RepeatBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if self.remaining == 0 {
+            return Poll::Ready(None);
+        }
+        let n = self.remaining.min(STREAM_CHUNK as u64);
+        self.remaining -= n;
+        // `n` is at most STREAM_CHUNK, so the cast is lossless.
+        let data = self.chunk.slice(..n as usize);
+        Poll::Ready(Some(Ok(Frame::data(data))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.remaining == 0
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.remaining)
+    }
+}
+
+/// The chunks of [`TRAILER_CHUNKS`], then the trailers `x-checksum` (the byte sum of the body,
+/// modulo 2^32, in decimal) and `x-chunks`.
+#[derive(Debug)]
+struct TrailersBody {
+    next: usize,
+}
+
+/// The `x-checksum` trailer of `/trailers`: the sum of the body's bytes, modulo 2^32.
+pub fn checksum(body: &[u8]) -> u32 {
+    body.iter()
+        .fold(0u32, |sum, byte| sum.wrapping_add(u32::from(*byte)))
+}
+
+impl http_body::Body for TrailersBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let index = self.next;
+        self.next += 1;
+        if let Some(chunk) = TRAILER_CHUNKS.get(index) {
+            return Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(chunk.as_bytes())))));
+        }
+        if index == TRAILER_CHUNKS.len() {
+            let body: Vec<u8> = TRAILER_CHUNKS.concat().into_bytes();
+            let mut trailers = HeaderMap::new();
+            trailers.insert("x-checksum", HeaderValue::from(checksum(&body)));
+            trailers.insert("x-chunks", HeaderValue::from(TRAILER_CHUNKS.len()));
+            return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
+        }
+        Poll::Ready(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_length_parses_and_caps() {
+        assert_eq!(stream_length("bytes=10"), Some(10));
+        assert_eq!(stream_length("a=1&bytes=0"), Some(0));
+        assert_eq!(stream_length("bytes=x"), None);
+        assert_eq!(stream_length(""), None);
+        assert_eq!(stream_length("bytes=17179869185"), None);
+    }
+
+    #[tokio::test]
+    async fn routes_answer() {
+        let req = http::Request::get("/").body(Body::empty()).unwrap();
+        let response = Hello.call(req).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"Hello, World!");
+
+        let req = http::Request::get("/stream?bytes=100000")
+            .body(Body::empty())
+            .unwrap();
+        let body = Hello
+            .call(req)
+            .await
+            .unwrap()
+            .into_body()
+            .collect()
+            .await
+            .unwrap();
+        assert_eq!(body.to_bytes().len(), 100_000);
+
+        let req = http::Request::get("/trailers").body(Body::empty()).unwrap();
+        let body = Hello
+            .call(req)
+            .await
+            .unwrap()
+            .into_body()
+            .collect()
+            .await
+            .unwrap();
+        let expected = checksum(TRAILER_CHUNKS.concat().as_bytes()).to_string();
+        assert_eq!(body.trailers().unwrap()["x-checksum"], expected.as_str());
+
+        let req = http::Request::post("/echo")
+            .body(Body::from("ping"))
+            .unwrap();
+        let body = Hello
+            .call(req)
+            .await
+            .unwrap()
+            .into_body()
+            .collect()
+            .await
+            .unwrap();
+        assert_eq!(&body.to_bytes()[..], b"ping");
+
+        let req = http::Request::get("/nope").body(Body::empty()).unwrap();
+        assert_eq!(
+            Hello.call(req).await.unwrap().status(),
+            StatusCode::NOT_FOUND
+        );
+    }
+}
