@@ -7,6 +7,8 @@
 //!   `rgi-conformance server --url http://127.0.0.1:PORT` drives it over real sockets, with raw
 //!   bytes wherever framing matters. A capability manifest ([`server::Manifest`]) declares the
 //!   optional features your server claims; cases for the others are skipped, never passed.
+//!   With `--spawn 'CMD {addr}'` the suite starts the server itself and, after the cases, checks
+//!   its graceful shutdown on `SIGTERM` ([`spawn`]).
 //! - **Requirements** ([`spec`], [`coverage`]): `rgi-conformance requirements` lists every
 //!   requirement of SPEC.md (read from the spec itself, so the suite cannot drift from it) with
 //!   the cases that cover it, and flags the uncovered ones.
@@ -18,5 +20,6 @@ pub mod coverage;
 pub mod probe;
 pub mod report;
 pub mod server;
+pub mod spawn;
 pub mod spec;
 pub mod wire;

@@ -28,8 +28,12 @@ enum Command {
     /// Check a running server that hosts the probe application.
     Server {
         /// The server's base URL, e.g. http://127.0.0.1:8000.
+        #[arg(long, required_unless_present = "spawn", conflicts_with = "spawn")]
+        url: Option<String>,
+        /// A command that starts the server; `{addr}` is replaced with the address to bind,
+        /// e.g. 'cargo run -p rgi-examples --bin conformance_probe -- --bind {addr}'.
         #[arg(long)]
-        url: String,
+        spawn: Option<String>,
         /// Capabilities the server claims, comma-separated (e.g. http1,http2,websocket).
         #[arg(long, value_delimiter = ',')]
         capabilities: Vec<String>,
@@ -54,8 +58,9 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Requirements { strict } => {
             let requirements = spec::requirements(spec::SPEC_TEXT);
-            let cases: Vec<(&'static str, &'static [&'static str])> =
+            let mut cases: Vec<(&'static str, &'static [&'static str])> =
                 server::cases().iter().map(|c| (c.name, c.ids)).collect();
+            cases.push(rgi_conformance::spawn::SHUTDOWN_CASE);
             let table = coverage::coverage(&requirements, &cases);
             print!("{}", coverage::render(&table));
             let uncovered_must = table
@@ -69,17 +74,11 @@ fn main() -> ExitCode {
         }
         Command::Server {
             url,
+            spawn,
             capabilities,
             manifest,
             format,
         } => {
-            let addr = match resolve(&url) {
-                Ok(addr) => addr,
-                Err(why) => {
-                    eprintln!("rgi-conformance: {why}");
-                    return ExitCode::from(2);
-                }
-            };
             let mut text = capabilities.join(",");
             if let Some(path) = manifest {
                 match std::fs::read_to_string(&path) {
@@ -110,11 +109,35 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            let target = Target {
-                addr,
-                manifest: Arc::new(manifest),
+            let manifest = Arc::new(manifest);
+            let report = runtime.block_on(async {
+                match (url, spawn) {
+                    (Some(url), _) => {
+                        let addr = resolve(&url)?;
+                        Ok(server::run(&Target { addr, manifest }).await)
+                    }
+                    (None, Some(command)) => {
+                        let spawned = rgi_conformance::spawn::spawn(&command)
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        let target = Target {
+                            addr: spawned.addr,
+                            manifest,
+                        };
+                        let mut report = server::run(&target).await;
+                        spawned.check_shutdown(&mut report).await;
+                        Ok(report)
+                    }
+                    (None, None) => Err("give --url or --spawn".to_owned()),
+                }
+            });
+            let report = match report {
+                Ok(report) => report,
+                Err(why) => {
+                    eprintln!("rgi-conformance: {why}");
+                    return ExitCode::from(2);
+                }
             };
-            let report = runtime.block_on(server::run(&target));
             match format {
                 Format::Text => print!("{}", report.to_text()),
                 Format::Json => {

@@ -1,6 +1,8 @@
 //! Server mode: drive a server that hosts the [`Probe`](crate::probe::Probe) over real sockets.
 
 mod http1;
+mod http2;
+mod websocket;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -117,7 +119,10 @@ impl ServerCase {
 
 /// Every server-mode case, in the order they run.
 pub fn cases() -> Vec<ServerCase> {
-    http1::cases()
+    let mut cases = http1::cases();
+    cases.extend(http2::cases());
+    cases.extend(websocket::cases());
+    cases
 }
 
 /// Runs every case against `target`.
