@@ -766,6 +766,10 @@ where
         Dispatched::App(response) => {
             let (mut parts, body) = response.into_parts();
             for name in CONNECTION_SPECIFIC {
+                // A 426 keeps its `upgrade` field (RFC 9110 §15.5.22, HTTP-RESP-6).
+                if *name == "upgrade" && parts.status == StatusCode::UPGRADE_REQUIRED {
+                    continue;
+                }
                 parts.headers.remove(*name);
             }
             let status = parts.status;

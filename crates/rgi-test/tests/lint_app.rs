@@ -691,3 +691,32 @@ async fn report_is_bounded() {
     report.clear();
     assert!(report.is_clean());
 }
+
+/// HTTP-RESP-5: `upgrade` is allowed on a `426 Upgrade Required` (RFC 9110 §15.5.22).
+#[tokio::test]
+async fn upgrade_on_426_is_allowed() {
+    struct Wants;
+    impl rgi::App for Wants {
+        type Body = rgi::Body;
+        type Error = std::convert::Infallible;
+        async fn call(
+            &self,
+            _req: rgi::Request,
+        ) -> std::result::Result<http::Response<rgi::Body>, std::convert::Infallible> {
+            let mut response = http::Response::new(rgi::Body::empty());
+            *response.status_mut() = http::StatusCode::UPGRADE_REQUIRED;
+            response.headers_mut().insert(
+                http::header::UPGRADE,
+                http::HeaderValue::from_static("websocket"),
+            );
+            Ok(response)
+        }
+    }
+    let lint = rgi_test::Lint::new(Wants);
+    let report = lint.report();
+    let client = rgi_test::TestClient::new(lint);
+    let response = client.get("/ws").send().await;
+    assert_eq!(response.status(), http::StatusCode::UPGRADE_REQUIRED);
+    assert_eq!(response.headers()[http::header::UPGRADE], "websocket");
+    assert!(report.violations().is_empty(), "{:?}", report.violations());
+}

@@ -88,6 +88,9 @@ pub enum LintMode {
 /// | `CORE-VER-3` | (with [`Lint::lifespan`]) a `ServerInfo` of another spec version |
 /// | `HTTP-DISC-2` | `Completed` before the app answered or before the response body ended; `ClientGone` after the server read the whole body |
 ///
+/// The requirements Lint cannot check at run time, and why, are listed in
+/// `docs/lint-coverage.md` in the repository.
+///
 /// ```
 /// use rgi::{App, Body, Request};
 /// use rgi::http::{Response, header};

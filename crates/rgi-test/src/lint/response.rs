@@ -110,7 +110,9 @@ pub(crate) fn check_head<B: http_body::Body>(
 
     // Header fields.
     for name in CONNECTION_SPECIFIC {
-        if headers.contains_key(*name) {
+        // RFC 9110 §15.5.22: a 426 lists the protocols it would switch to in `upgrade`.
+        let allowed = *name == "upgrade" && status == StatusCode::UPGRADE_REQUIRED;
+        if headers.contains_key(*name) && !allowed {
             app(
                 "HTTP-RESP-5",
                 Level::Must,
