@@ -299,3 +299,26 @@ fn failed_startup_exits_non_zero() {
     }
     drop(taken);
 }
+
+/// The threads of process `pid`, from `/proc`.
+fn thread_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task")).map_or(0, |dir| dir.count())
+}
+
+/// `--workers N` sets the number of runtime worker threads: four workers run at least three
+/// more threads than one (CORE-APP-6: the runtime the application is polled on is the server's).
+#[test]
+fn workers_sets_the_runtime_threads() {
+    let one = TestServer::hello(&["--workers", "1"]);
+    let four = TestServer::hello(&["--workers", "4"]);
+    for server in [&one, &four] {
+        let out = curl(["-o", "/dev/null", "-w", "%{http_code}", &server.url("/")]);
+        assert_eq!(out.stdout, b"200", "{}", server.logs());
+    }
+    let (threads_one, threads_four) = (thread_count(one.pid()), thread_count(four.pid()));
+    assert!(threads_one > 0, "cannot read /proc/{}/task", one.pid());
+    assert!(
+        threads_four >= threads_one + 3,
+        "--workers 1 runs {threads_one} threads, --workers 4 runs {threads_four}"
+    );
+}

@@ -328,3 +328,45 @@ async fn sigterm_sends_goaway_on_h2_connection() {
         server.logs()
     );
 }
+
+/// The `SETTINGS_MAX_CONCURRENT_STREAMS` the server announces in its first `SETTINGS` frame.
+async fn announced_max_streams(server: &TestServer) -> Option<u32> {
+    use tokio::io::AsyncReadExt;
+    let mut stream = support::connect(server.addr()).await;
+    let mut bytes = PREFACE.to_vec();
+    bytes.extend(frame(TYPE_SETTINGS, 0, 0, &[]));
+    stream.write_all(&bytes).await.ok()?;
+    let mut buf = Vec::new();
+    let deadline = tokio::time::Instant::now() + IO_BOUND;
+    loop {
+        let settings = parse_frames(&buf)
+            .into_iter()
+            .find(|(kind, flags, ..)| *kind == TYPE_SETTINGS && flags & 0x1 == 0);
+        if let Some((.., payload)) = settings {
+            return payload.chunks_exact(6).find_map(|s| {
+                (u16::from_be_bytes([s[0], s[1]]) == 0x3)
+                    .then(|| u32::from_be_bytes([s[2], s[3], s[4], s[5]]))
+            });
+        }
+        let mut chunk = [0u8; 4096];
+        let n = tokio::time::timeout_at(deadline, stream.read(&mut chunk))
+            .await
+            .ok()?
+            .ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// SRV-LIMIT-5, SRV-LIMIT-6, SRV-LIMIT-10: the HTTP/2 concurrent-stream limit is explicit —
+/// 100 by default, and what `--h2-max-concurrent-streams` says otherwise.
+#[tokio::test]
+async fn max_concurrent_streams_is_announced() {
+    let default = TestServer::hello(&[]);
+    assert_eq!(announced_max_streams(&default).await, Some(100));
+    let configured = TestServer::hello(&["--h2-max-concurrent-streams", "7"]);
+    assert_eq!(announced_max_streams(&configured).await, Some(7));
+    configured.assert_no_panic();
+}
