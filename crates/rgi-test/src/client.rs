@@ -1,5 +1,6 @@
 //! The in-process test client: [`TestClient`] and [`RequestBuilder`].
 
+use rgi::fields::CONNECTION_SPECIFIC;
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
@@ -724,16 +725,6 @@ pub(crate) fn parse_length(value: &HeaderValue) -> Option<u64> {
     text.parse().ok()
 }
 
-/// The connection-specific fields a server removes from responses (`HTTP-RESP-5`, `-6`).
-pub(crate) const CONNECTION_SPECIFIC: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "transfer-encoding",
-    "te",
-    "upgrade",
-    "proxy-connection",
-];
-
 /// Turns what `dispatch` produced into what a client receives.
 pub(crate) fn finish<B>(
     dispatched: Dispatched<B>,
@@ -765,12 +756,12 @@ where
         }
         Dispatched::App(response) => {
             let (mut parts, body) = response.into_parts();
-            for name in CONNECTION_SPECIFIC {
+            for name in &CONNECTION_SPECIFIC {
                 // A 426 keeps its `upgrade` field (RFC 9110 §15.5.22, HTTP-RESP-6).
                 if *name == "upgrade" && parts.status == StatusCode::UPGRADE_REQUIRED {
                     continue;
                 }
-                parts.headers.remove(*name);
+                parts.headers.remove(name);
             }
             let status = parts.status;
             let bodiless = head

@@ -1,5 +1,6 @@
 //! What the test sees of a response: [`TestResponse`] and its streaming body, [`TestBody`].
 
+use rgi::fields::FORBIDDEN_IN_TRAILERS as FORBIDDEN_TRAILERS;
 use std::fmt;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -26,27 +27,6 @@ pub enum ResponseError {
     #[error("the response body is not UTF-8: {0}")]
     NotUtf8(#[from] std::string::FromUtf8Error),
 }
-
-/// The fields a server removes from response trailers (`HTTP-TRAIL-7`, `HTTP-TRAIL-8`).
-pub(crate) const FORBIDDEN_TRAILERS: &[&str] = &[
-    "content-length",
-    "transfer-encoding",
-    "te",
-    "trailer",
-    "host",
-    "connection",
-    "keep-alive",
-    "upgrade",
-    "proxy-connection",
-    "content-type",
-    "content-encoding",
-    "content-range",
-    "authorization",
-    "set-cookie",
-    "cache-control",
-    "expect",
-    "range",
-];
 
 /// A response body as a client receives it: framed by the server's rules.
 ///
@@ -173,8 +153,8 @@ impl TestBody {
                         // HTTP-TRAIL-5: the protocol cannot carry them; dropped.
                         continue;
                     }
-                    for name in FORBIDDEN_TRAILERS {
-                        trailers.remove(*name);
+                    for name in &FORBIDDEN_TRAILERS {
+                        trailers.remove(name);
                     }
                     return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
                 }

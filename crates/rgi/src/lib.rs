@@ -88,6 +88,7 @@ mod server_info;
 mod version;
 
 pub mod ext;
+pub mod fields;
 pub mod path;
 pub mod upgrade;
 pub mod ws;

@@ -351,16 +351,8 @@ impl WebSocketUpgrade {
 
 fn is_server_owned(name: &HeaderName) -> bool {
     name.as_str().starts_with("sec-websocket-")
-        || [
-            header::CONNECTION,
-            header::UPGRADE,
-            header::TRANSFER_ENCODING,
-            header::CONTENT_LENGTH,
-            header::TE,
-            HeaderName::from_static("keep-alive"),
-            HeaderName::from_static("proxy-connection"),
-        ]
-        .contains(name)
+        || crate::fields::is_connection_specific(name)
+        || name == header::CONTENT_LENGTH
 }
 
 /// How to accept a handshake: the subprotocol and any extra response headers.

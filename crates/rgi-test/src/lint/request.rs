@@ -18,8 +18,9 @@ use rgi::{
 };
 
 use super::{Ctx, Level, LintError, Side};
-use crate::client::{CONNECTION_SPECIFIC, parse_length};
-use crate::response::FORBIDDEN_TRAILERS;
+use crate::client::parse_length;
+use rgi::fields::CONNECTION_SPECIFIC;
+use rgi::fields::FORBIDDEN_IN_TRAILERS as FORBIDDEN_TRAILERS;
 
 fn has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
     headers.get_all(name).iter().any(|value| {
@@ -93,13 +94,13 @@ pub(crate) fn check_head(req: &rgi::Request, ctx: &Ctx, server: Option<&ServerIn
 
     // Framing and connection-specific fields.
     if h2 {
-        for name in CONNECTION_SPECIFIC {
+        for name in &CONNECTION_SPECIFIC {
             let allowed_te = *name == "te"
                 && headers
                     .get_all(header::TE)
                     .iter()
                     .all(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
-            if headers.contains_key(*name) && !allowed_te {
+            if headers.contains_key(name) && !allowed_te {
                 server_must(
                     "SRV-LIMIT-1",
                     format!(
@@ -495,8 +496,8 @@ impl http_body::Body for LintRequestBody {
                     return fail;
                 }
             }
-            for name in FORBIDDEN_TRAILERS {
-                if trailers.contains_key(*name) {
+            for name in &FORBIDDEN_TRAILERS {
+                if trailers.contains_key(name) {
                     this.ctx.record(
                         "HTTP-TRAIL-9",
                         Side::Server,
@@ -541,8 +542,8 @@ impl SendEarlyHints for LintHints {
         &self,
         headers: HeaderMap,
     ) -> Pin<Box<dyn Future<Output = Result<(), EarlyHintsError>> + Send>> {
-        for name in CONNECTION_SPECIFIC {
-            if headers.contains_key(*name) {
+        for name in &CONNECTION_SPECIFIC {
+            if headers.contains_key(name) {
                 self.ctx.record(
                     "HTTP-INTERIM-6",
                     Side::App,

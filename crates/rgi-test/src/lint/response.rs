@@ -16,8 +16,9 @@ use rgi::ws::WebSocketAccepted;
 
 use super::watch::ExchangeState;
 use super::{Ctx, Level, LintError, RequestFacts, Side};
-use crate::client::{CONNECTION_SPECIFIC, parse_length};
-use crate::response::FORBIDDEN_TRAILERS;
+use crate::client::parse_length;
+use rgi::fields::CONNECTION_SPECIFIC;
+use rgi::fields::FORBIDDEN_IN_TRAILERS as FORBIDDEN_TRAILERS;
 
 /// What the head checks decided for the body checks.
 pub(crate) struct Checked {
@@ -109,10 +110,10 @@ pub(crate) fn check_head<B: http_body::Body>(
     }
 
     // Header fields.
-    for name in CONNECTION_SPECIFIC {
+    for name in &CONNECTION_SPECIFIC {
         // RFC 9110 §15.5.22: a 426 lists the protocols it would switch to in `upgrade`.
         let allowed = *name == "upgrade" && status == StatusCode::UPGRADE_REQUIRED;
-        if headers.contains_key(*name) && !allowed {
+        if headers.contains_key(name) && !allowed {
             app(
                 "HTTP-RESP-5",
                 Level::Must,
@@ -356,8 +357,8 @@ impl BodyChecks {
         }
         let trailers = frame.trailers_ref()?;
         self.trailers_seen = true;
-        for name in FORBIDDEN_TRAILERS {
-            if trailers.contains_key(*name) {
+        for name in &FORBIDDEN_TRAILERS {
+            if trailers.contains_key(name) {
                 let what = format!("the response trailers carry the forbidden field `{name}`");
                 if let Some(fail) = self.violation("HTTP-TRAIL-7", Level::Must, what) {
                     return Some(fail);
