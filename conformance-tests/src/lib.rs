@@ -9,6 +9,10 @@
 //!   optional features your server claims; cases for the others are skipped, never passed.
 //!   With `--spawn 'CMD {addr}'` the suite starts the server itself and, after the cases, checks
 //!   its graceful shutdown on `SIGTERM` ([`spawn`]).
+//! - **Application mode** ([`app`]): a framework author calls [`app::check`] from a `#[test]`;
+//!   it drives the application in-process through `rgi-test` with `Lint` in strict mode, with
+//!   legal and edge-case sequences (slow and chunked bodies, trailers, early disconnects, `HEAD`,
+//!   lifespan), and reports the application's violations by requirement ID.
 //! - **Requirements** ([`spec`], [`coverage`]): `rgi-conformance requirements` lists every
 //!   requirement of SPEC.md (read from the spec itself, so the suite cannot drift from it) with
 //!   the cases that cover it, and flags the uncovered ones.
@@ -16,6 +20,7 @@
 //!   `conformance: N passed, M failed, K skipped`, and the exit code is non-zero on any failure.
 #![deny(missing_docs)]
 
+pub mod app;
 pub mod coverage;
 pub mod probe;
 pub mod report;

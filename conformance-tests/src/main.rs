@@ -61,6 +61,7 @@ fn main() -> ExitCode {
             let mut cases: Vec<(&'static str, &'static [&'static str])> =
                 server::cases().iter().map(|c| (c.name, c.ids)).collect();
             cases.push(rgi_conformance::spawn::SHUTDOWN_CASE);
+            cases.extend(rgi_conformance::app::CASES);
             let table = coverage::coverage(&requirements, &cases);
             print!("{}", coverage::render(&table));
             let uncovered_must = table
