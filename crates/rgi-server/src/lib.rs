@@ -124,7 +124,9 @@
 //!   (`HTTP-TRAIL-7`) are removed from response trailers (with a warning) and from request
 //!   trailers. Hop-by-hop headers the application set
 //!   (`Connection`, `Keep-Alive`, `Transfer-Encoding`, `TE`, `Upgrade`, `Proxy-Connection`)
-//!   are removed with a warning.
+//!   are removed with a warning, except `Upgrade` on a `426 Upgrade Required` over HTTP/1.x,
+//!   which RFC 9110 §15.5.22 requires; the server then sends `Connection: upgrade` with it
+//!   (`HTTP-RESP-5`, `HTTP-RESP-6`).
 //! - `proxy`: trusted proxy headers (RFC 7239 `Forwarded`, `X-Forwarded-For`,
 //!   `X-Forwarded-Proto`), honoured only from peers in `forwarded_allow_ips` (and from Unix
 //!   socket peers, which are local by construction).
@@ -137,9 +139,14 @@
 //! On shutdown the accept loops stop and drop their listeners (new connections are refused),
 //! every connection gets hyper's `graceful_shutdown` (HTTP/1: close after the current response;
 //! HTTP/2: `GOAWAY`), and the server waits up to `graceful_timeout` for connections and upgraded
-//! sessions to finish. Then the rest are dropped, and [`rgi::App::shutdown`] runs once. An idle
-//! keep-alive connection closes at once, a half-read request head is bounded by the header
-//! read timeout, and upgraded connections by the graceful timeout: no state waits forever.
+//! sessions to finish. WebSocket sessions run on during the drain like any exchange in progress
+//! (`SRV-SHUT-2`). When the deadline expires, each remaining WebSocket session sends close
+//! `1001` (where the transport still takes it), its handler is aborted and the session ends
+//! within `min(ws.close_timeout, 1 s)` without waiting for the peer's answer (`WS-CLOSE-7`);
+//! the rest (connections, raw upgrades) are dropped, and [`rgi::App::shutdown`] runs once
+//! (`SRV-SHUT-3`). An idle keep-alive connection closes at once, a half-read request head is
+//! bounded by the header read timeout, and upgraded connections by the graceful timeout: no
+//! state waits forever.
 //!
 //! ### Policies
 //!
@@ -234,6 +241,20 @@
 //! clones share one upgrade: the server keeps a clone and awaits it only when the application
 //! accepted through [`rgi::upgrade::OnUpgrade`] or [`rgi::ws::WebSocketUpgrade`]; an
 //! application that uses hyper's value directly must not also accept through RGI.
+//!
+//! An application that switches protocols through hyper's value answers with a `101`
+//! (HTTP/1.1) or a `2xx` to an extended CONNECT (HTTP/2) without an RGI accept marker, which
+//! the server would otherwise replace with a `500` (`CORE-ERR-6`). It marks such a response
+//! by putting a clone of the request's `hyper::upgrade::OnUpgrade` into the *response*
+//! extensions, as `rgi-tower`'s `TowerApp` does with its `hyper` feature. When the request was
+//! one for which the server left hyper's `OnUpgrade` in place, the server then hands the
+//! response head to hyper as the application made it — on HTTP/1.1 with its `Connection`,
+//! `Upgrade` and `Sec-WebSocket-Accept` fields (on HTTP/2 the connection-specific fields are
+//! removed), without a body — and does not await its own clone: the application, which took
+//! the request's handle, performs the upgrade and owns the upgraded stream (the server's
+//! WebSocket rules and shutdown handling do not apply to it). The request's
+//! [`rgi::Disconnect`] settles as `Completed` once hyper has taken the head. The marker is
+//! ignored on any other response, and on a response to a request that carried no upgrade.
 #![deny(missing_docs)]
 
 mod body;

@@ -97,11 +97,10 @@ impl Drop for TrackToken {
     }
 }
 
-/// Spawns tracked tasks that a forced shutdown ends.
+/// Spawns tracked tasks (upgraded connections, WebSocket sessions) that shutdown waits for.
 #[derive(Debug, Clone)]
 pub(crate) struct Tasks {
     tracker: Arc<Tracker>,
-    graceful: watch::Receiver<bool>,
     force: watch::Receiver<bool>,
 }
 
@@ -111,12 +110,19 @@ impl Tasks {
         self.force.clone()
     }
 
-    /// Resolves when a (graceful) shutdown begins.
-    pub(crate) fn shutdown_signal(&self) -> impl Future<Output = ()> + Send + 'static {
-        let mut graceful = self.graceful.clone();
-        async move {
-            let _ = graceful.wait_for(|shutting_down| *shutting_down).await;
-        }
+    /// Spawns `task`, tracked like [`Tasks::spawn`] but not dropped at the force signal:
+    /// `task` watches [`Tasks::force_signal`] itself and must end within a bounded time once
+    /// it fires (a WebSocket session sends close 1001 first, `WS-CLOSE-7`). The server waits
+    /// for it after the deadline, up to a bound of its own.
+    pub(crate) fn spawn_closing_at_deadline<F>(&self, task: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let token = self.tracker.token();
+        tokio::spawn(async move {
+            let _token = token;
+            task.await;
+        });
     }
 
     /// Spawns `task`; it is dropped when the server forces its shutdown.
@@ -445,7 +451,6 @@ impl Server {
             ws: config.ws.clone(),
             tasks: Tasks {
                 tracker: tracker.clone(),
-                graceful: graceful_rx.clone(),
                 force: force_rx.clone(),
             },
         });

@@ -430,7 +430,20 @@ fn finish_response<A: App>(
     notifier: DisconnectNotifier,
 ) -> Response<ResponseBody<A::Body>> {
     let status = response.status();
+    let switching = if finish.version >= Version::HTTP_2 {
+        status.is_success()
+    } else {
+        status == StatusCode::SWITCHING_PROTOCOLS
+    };
+    if switching && hands_over_to_hyper(&finish, &mut response) {
+        return hyper_upgrade_response(finish, response, notifier);
+    }
+    // RFC 9110 §15.5.22: a `426` lists the protocols to switch to in `upgrade` (`HTTP-RESP-5`).
+    let keep_upgrade = status == StatusCode::UPGRADE_REQUIRED && finish.version < Version::HTTP_2;
     for name in HOP_BY_HOP {
+        if keep_upgrade && name == "upgrade" {
+            continue;
+        }
         if response.headers_mut().remove(name).is_some() {
             tracing::warn!(
                 header = name,
@@ -440,6 +453,12 @@ fn finish_response<A: App>(
             while response.headers_mut().remove(name).is_some() {}
         }
     }
+    if keep_upgrade && response.headers().contains_key(header::UPGRADE) {
+        // RFC 9110 §7.8: `upgrade` goes with the `upgrade` connection option.
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    }
 
     let raw = response
         .extensions_mut()
@@ -448,11 +467,6 @@ fn finish_response<A: App>(
         .extensions_mut()
         .remove::<rgi::ws::WebSocketAccepted>();
     let upgrade = std::mem::replace(&mut finish.upgrade, UpgradeRequest::None);
-    let switching = if finish.version >= Version::HTTP_2 {
-        status.is_success()
-    } else {
-        status == StatusCode::SWITCHING_PROTOCOLS
-    };
     if switching {
         match (upgrade, raw, websocket) {
             (UpgradeRequest::WebSocket(on_upgrade, request_headers), _, Some(accepted)) => {
@@ -463,15 +477,26 @@ fn finish_response<A: App>(
                         response.headers_mut(),
                     );
                     let config = finish.shared.ws.clone();
-                    let shutdown = finish.shared.tasks.shutdown_signal();
-                    finish.shared.tasks.spawn(async move {
-                        match on_upgrade.await {
+                    // The session runs on during the drain (`SRV-SHUT-2`); at the graceful
+                    // deadline it sends close 1001, aborts the handler and ends by itself
+                    // within a bounded time (`WS-CLOSE-7`, `SRV-SHUT-3`), so it is not
+                    // dropped at the force signal.
+                    let mut force = finish.shared.tasks.force_signal();
+                    finish.shared.tasks.spawn_closing_at_deadline(async move {
+                        let upgraded = tokio::select! {
+                            result = on_upgrade => result,
+                            _ = force.wait_for(|forced| *forced) => return,
+                        };
+                        match upgraded {
                             Ok(upgraded) => {
+                                let deadline = async move {
+                                    let _ = force.wait_for(|forced| *forced).await;
+                                };
                                 ws::run_session_until(
                                     TokioIo::new(upgraded),
                                     handler,
                                     config,
-                                    shutdown,
+                                    deadline,
                                 )
                                 .await;
                             }
@@ -570,6 +595,48 @@ fn finish_response<A: App>(
         Some(finish.log),
     );
     Response::from_parts(parts, body)
+}
+
+/// Whether the application switched protocols through hyper's own `OnUpgrade` (the
+/// compatibility extension): the response carries a clone of it as its marker (as
+/// `rgi-tower`'s `TowerApp` puts it), no RGI accept marker, and the request was one for which
+/// the server left hyper's `OnUpgrade` in place. The marker is removed; the server's own clone
+/// is released unawaited, since whoever took the request's handle performs the upgrade.
+fn hands_over_to_hyper<A: App, B>(finish: &Finish<A>, response: &mut Response<B>) -> bool {
+    let extensions = response.extensions();
+    let marked = extensions.get::<hyper::upgrade::OnUpgrade>().is_some()
+        && extensions.get::<rgi::upgrade::UpgradeAccepted>().is_none()
+        && extensions.get::<rgi::ws::WebSocketAccepted>().is_none();
+    let offered = !matches!(finish.upgrade, UpgradeRequest::None);
+    if marked && offered {
+        response
+            .extensions_mut()
+            .remove::<hyper::upgrade::OnUpgrade>();
+    }
+    marked && offered
+}
+
+/// The head of a protocol switch the application performed through hyper's `OnUpgrade`: sent
+/// as the application made it (on HTTP/1.1 with its `connection`, `upgrade` and
+/// `sec-websocket-accept` fields), without a body. The request's `Disconnect` settles as
+/// completed once hyper has taken the head.
+fn hyper_upgrade_response<A: App>(
+    mut finish: Finish<A>,
+    mut response: Response<A::Body>,
+    notifier: DisconnectNotifier,
+) -> Response<ResponseBody<A::Body>> {
+    // Dropping the server's clone never cancels the upgrade: all clones share it.
+    finish.upgrade = UpgradeRequest::None;
+    if finish.version >= Version::HTTP_2 {
+        // Connection-specific fields do not exist on HTTP/2 (RFC 9113 §8.2.2).
+        for name in HOP_BY_HOP {
+            while response.headers_mut().remove(name).is_some() {}
+        }
+    }
+    response
+        .extensions_mut()
+        .remove::<hyper::ext::ReasonPhrase>();
+    upgrade_response(finish, response, notifier)
 }
 
 fn upgrade_response<A: App>(
