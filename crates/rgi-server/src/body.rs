@@ -97,32 +97,11 @@ impl http_body::Body for RequestBody {
     }
 }
 
-/// Fields that must not appear in trailers (`HTTP-TRAIL-7`): framing, routing, request
-/// modifiers, authentication, and fields that describe the content.
-const FORBIDDEN_TRAILERS: [&str; 17] = [
-    "content-length",
-    "transfer-encoding",
-    "te",
-    "trailer",
-    "host",
-    "connection",
-    "keep-alive",
-    "upgrade",
-    "proxy-connection",
-    "content-type",
-    "content-encoding",
-    "content-range",
-    "authorization",
-    "set-cookie",
-    "cache-control",
-    "expect",
-    "range",
-];
-
-/// Removes the fields of [`FORBIDDEN_TRAILERS`]; returns whether any was removed.
+/// Removes the fields that must not appear in trailers (`HTTP-TRAIL-7`,
+/// [`rgi::fields::FORBIDDEN_IN_TRAILERS`]); returns whether any was removed.
 pub(crate) fn strip_forbidden_trailers(trailers: &mut http::HeaderMap) -> bool {
     let mut removed = false;
-    for name in FORBIDDEN_TRAILERS {
+    for name in &rgi::fields::FORBIDDEN_IN_TRAILERS {
         removed |= trailers.remove(name).is_some();
     }
     removed

@@ -413,16 +413,6 @@ fn error_response<A: App>(
     }
 }
 
-/// Headers that describe the connection or the framing: the server owns them (`HTTP-RESP`).
-const HOP_BY_HOP: [&str; 6] = [
-    "connection",
-    "keep-alive",
-    "transfer-encoding",
-    "te",
-    "upgrade",
-    "proxy-connection",
-];
-
 /// Turns the application's response into hyper's, enforcing the response rules.
 fn finish_response<A: App>(
     mut finish: Finish<A>,
@@ -440,13 +430,13 @@ fn finish_response<A: App>(
     }
     // RFC 9110 §15.5.22: a `426` lists the protocols to switch to in `upgrade` (`HTTP-RESP-5`).
     let keep_upgrade = status == StatusCode::UPGRADE_REQUIRED && finish.version < Version::HTTP_2;
-    for name in HOP_BY_HOP {
-        if keep_upgrade && name == "upgrade" {
+    for name in &rgi::fields::CONNECTION_SPECIFIC {
+        if keep_upgrade && name == header::UPGRADE {
             continue;
         }
         if response.headers_mut().remove(name).is_some() {
             tracing::warn!(
-                header = name,
+                header = name.as_str(),
                 path = %finish.log.target,
                 "the application set a hop-by-hop header; the server removed it"
             );
@@ -629,7 +619,7 @@ fn hyper_upgrade_response<A: App>(
     finish.upgrade = UpgradeRequest::None;
     if finish.version >= Version::HTTP_2 {
         // Connection-specific fields do not exist on HTTP/2 (RFC 9113 §8.2.2).
-        for name in HOP_BY_HOP {
+        for name in &rgi::fields::CONNECTION_SPECIFIC {
             while response.headers_mut().remove(name).is_some() {}
         }
     }

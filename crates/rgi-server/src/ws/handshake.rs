@@ -144,16 +144,8 @@ pub(super) fn complete(request: &HeaderMap, version: Version, response: &mut Hea
         .keys()
         .filter(|name| {
             name.as_str().starts_with("sec-websocket-")
-                || [
-                    header::CONNECTION,
-                    header::UPGRADE,
-                    header::TRANSFER_ENCODING,
-                    header::CONTENT_LENGTH,
-                    header::TE,
-                    HeaderName::from_static("keep-alive"),
-                    HeaderName::from_static("proxy-connection"),
-                ]
-                .contains(name)
+                || rgi::fields::is_connection_specific(name)
+                || name == header::CONTENT_LENGTH
         })
         .cloned()
         .collect();
