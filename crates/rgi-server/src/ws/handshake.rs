@@ -145,7 +145,7 @@ pub(super) fn complete(request: &HeaderMap, version: Version, response: &mut Hea
         .filter(|name| {
             name.as_str().starts_with("sec-websocket-")
                 || rgi::fields::is_connection_specific(name)
-                || name == header::CONTENT_LENGTH
+                || **name == header::CONTENT_LENGTH
         })
         .cloned()
         .collect();
