@@ -204,6 +204,16 @@ async fn connect_h2(
     path: &str,
     protocols: Option<&str>,
 ) -> (http::response::Parts, Option<Client<H2Io>>) {
+    connect_h2_version(addr, path, protocols, "13").await
+}
+
+/// Like [`connect_h2`], with the `sec-websocket-version` of the caller's choice.
+async fn connect_h2_version(
+    addr: SocketAddr,
+    path: &str,
+    protocols: Option<&str>,
+    version: &str,
+) -> (http::response::Parts, Option<Client<H2Io>>) {
     let tcp = TcpStream::connect(addr).await.expect("connect");
     let (mut sender, connection) =
         hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
@@ -222,7 +232,7 @@ async fn connect_h2(
         .method(Method::CONNECT)
         .version(Version::HTTP_2)
         .uri(format!("http://{addr}{path}"))
-        .header(header::SEC_WEBSOCKET_VERSION, "13");
+        .header(header::SEC_WEBSOCKET_VERSION, version);
     if let Some(protocols) = protocols {
         request = request.header(header::SEC_WEBSOCKET_PROTOCOL, protocols);
     }
@@ -376,7 +386,7 @@ async fn raw_exchange(addr: SocketAddr, request: &str) -> String {
     String::from_utf8_lossy(&answer).into_owned()
 }
 
-/// WS-HS-6: an unsupported `Sec-WebSocket-Version` gets `426` with `sec-websocket-version: 13`;
+/// WS-HS-6, WS-H2-1: an unsupported `Sec-WebSocket-Version` gets `426` with `sec-websocket-version: 13`;
 /// an invalid handshake (no key) reaches the application without a `WebSocketUpgrade`.
 #[tokio::test]
 async fn invalid_handshakes_are_not_upgraded() {
@@ -400,6 +410,11 @@ async fn invalid_handshakes_are_not_upgraded() {
     .to_ascii_lowercase();
     assert!(answer.starts_with("http/1.1 400"), "{answer}");
     assert!(answer.contains("x-websocket: none\r\n"), "{answer}");
+
+    // HTTP/2 (WS-H2-1): an extended CONNECT with another version is not upgraded either.
+    let (head, client) = connect_h2_version(server.addr, "/echo", None, "8").await;
+    assert!(client.is_none(), "upgraded with version 8");
+    assert_ne!(head.status, StatusCode::OK);
     server.stop().await;
 }
 
@@ -465,19 +480,31 @@ async fn peer_close_is_delivered_once() {
     server.stop().await;
 }
 
-/// WS-CTRL-1, WS-MSG-1: pings are answered by the server; fragments arrive whole.
+/// WS-CTRL-1, WS-MSG-1: pings are answered by the server; fragments arrive whole — over
+/// HTTP/1.1 and HTTP/2.
 #[tokio::test]
 async fn pings_and_fragments() {
     let server = TestServer::start(WsConfig::default()).await;
     let (mut client, _) = connect_h1(server.addr, "/echo", None)
         .await
         .expect("handshake");
+    ping_and_fragments_on(&mut client).await;
+    let (_, client) = connect_h2(server.addr, "/echo", None).await;
+    let mut client = client.expect("accepted");
+    ping_and_fragments_on(&mut client).await;
+    server.stop().await;
+}
+
+async fn ping_and_fragments_on<S>(client: &mut Client<S>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     client
         .send(tungstenite::Message::Ping("are you there".into()))
         .await
         .expect("ping");
     assert_eq!(
-        next(&mut client).await,
+        next(client).await,
         Some(tungstenite::Message::Pong("are you there".into()))
     );
     for (opcode, payload, fin) in [
@@ -494,9 +521,8 @@ async fn pings_and_fragments() {
             .await
             .expect("send");
     }
-    assert_eq!(next(&mut client).await, Some("fragmented".into()));
+    assert_eq!(next(client).await, Some("fragmented".into()));
     client.close(None).await.expect("close");
-    server.stop().await;
 }
 
 /// WS-MSG-2, WS-CTRL-3, WS-FLOW-2: invalid UTF-8 closes with 1007, a reserved opcode with
@@ -562,13 +588,24 @@ async fn sends_fail_with_closed_once_the_client_is_gone() {
 }
 
 /// WS-FLOW-3: a client that does not read makes the server's `send` wait; the echo resumes,
-/// complete and in order, once the client reads (HTTP/1.1).
+/// complete and in order, once the client reads — over HTTP/1.1 and over HTTP/2, where the
+/// session's flow control is the stream's (WS-H2-4).
 #[tokio::test]
 async fn echo_survives_a_client_that_reads_late() {
     let server = TestServer::start(WsConfig::default()).await;
     let (client, _) = connect_h1(server.addr, "/echo", None)
         .await
         .expect("handshake");
+    late_reader_on(client).await;
+    let (_, client) = connect_h2(server.addr, "/echo", None).await;
+    late_reader_on(client.expect("accepted")).await;
+    server.stop().await;
+}
+
+async fn late_reader_on<S>(client: Client<S>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let (mut sink, mut stream) = client.split();
     const COUNT: usize = 64;
     const SIZE: usize = 64 << 10;
@@ -595,7 +632,6 @@ async fn echo_survives_a_client_that_reads_late() {
         .expect("the writer ends")
         .expect("the writer does not panic");
     sink.close().await.expect("close");
-    server.stop().await;
 }
 
 /// WS-HS-6: a plain request to a WebSocket path is an ordinary request, without the extension.
