@@ -102,6 +102,12 @@ impl Drop for TrackToken {
 pub(crate) struct Tasks {
     tracker: Arc<Tracker>,
     force: watch::Receiver<bool>,
+    /// Fired at the graceful deadline, before `force`: sessions say goodbye (close 1001) while
+    /// their connections still carry it.
+    closing: Arc<watch::Sender<bool>>,
+    /// The tasks of [`Tasks::spawn_closing_at_deadline`], counted apart so that the deadline
+    /// can wait for them (briefly) before connections are cut.
+    sessions: Arc<Tracker>,
 }
 
 impl Tasks {
@@ -110,17 +116,30 @@ impl Tasks {
         self.force.clone()
     }
 
+    /// The signal that turns true at the graceful deadline, just before connections are cut:
+    /// what the tasks of [`Tasks::spawn_closing_at_deadline`] watch.
+    pub(crate) fn closing_signal(&self) -> watch::Receiver<bool> {
+        self.closing.subscribe()
+    }
+
+    /// At the deadline: tells the closing tasks to end and waits for them, up to `bound`, so
+    /// that their goodbyes (close 1001) go out before the connections are cut (`WS-CLOSE-7`).
+    async fn close_sessions(&self, bound: Duration) {
+        self.closing.send_replace(true);
+        let _ = tokio::time::timeout(bound, self.sessions.wait()).await;
+    }
+
     /// Spawns `task`, tracked like [`Tasks::spawn`] but not dropped at the force signal:
-    /// `task` watches [`Tasks::force_signal`] itself and must end within a bounded time once
+    /// `task` watches [`Tasks::closing_signal`] itself and must end within a bounded time once
     /// it fires (a WebSocket session sends close 1001 first, `WS-CLOSE-7`). The server waits
-    /// for it after the deadline, up to a bound of its own.
+    /// for it at the deadline, up to a bound of its own, before it cuts the connections.
     pub(crate) fn spawn_closing_at_deadline<F>(&self, task: F)
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        let token = self.tracker.token();
+        let tokens = (self.tracker.token(), self.sessions.token());
         tokio::spawn(async move {
-            let _token = token;
+            let _tokens = tokens;
             task.await;
         });
     }
@@ -452,6 +471,8 @@ impl Server {
             tasks: Tasks {
                 tracker: tracker.clone(),
                 force: force_rx.clone(),
+                closing: Arc::new(watch::channel(false).0),
+                sessions: Arc::new(Tracker::default()),
             },
         });
         let conns = Arc::new(ConnShared {
@@ -554,6 +575,8 @@ async fn supervise<A: App>(
             connections = tracker.len(),
             "closing the connections that did not finish in time"
         );
+        // Sessions close first (1001 goes out on live connections), then everything is cut.
+        shared.tasks.close_sessions(Duration::from_secs(2)).await;
         handle.force.send_replace(true);
         // Every task ends at the force signal; this bound only guards against a stuck drop.
         let _ = tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await;

@@ -471,7 +471,7 @@ fn finish_response<A: App>(
                     // deadline it sends close 1001, aborts the handler and ends by itself
                     // within a bounded time (`WS-CLOSE-7`, `SRV-SHUT-3`), so it is not
                     // dropped at the force signal.
-                    let mut force = finish.shared.tasks.force_signal();
+                    let mut force = finish.shared.tasks.closing_signal();
                     finish.shared.tasks.spawn_closing_at_deadline(async move {
                         let upgraded = tokio::select! {
                             result = on_upgrade => result,

@@ -77,17 +77,21 @@ where
     assert_eq!(echoed, tungstenite::Message::text(text));
 }
 
-/// SRV-SHUT-2, WS-CLOSE-7, SRV-SHUT-3: a session open when the shutdown begins keeps working
-/// during the drain; when the graceful deadline expires the server closes it with `1001`,
-/// drops its handler, and `wait()` returns.
-#[tokio::test]
-async fn session_runs_during_the_drain_and_gets_1001_at_the_deadline() {
-    let (dropped_tx, mut dropped) = mpsc::unbounded_channel();
+fn config() -> Config {
     let mut config = Config::default()
         .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
         .graceful_timeout(GRACEFUL_TIMEOUT);
     config.access_log = false;
-    let server = Server::new(config)
+    config
+}
+
+/// SRV-SHUT-2, WS-CLOSE-7, SRV-SHUT-3: a session open when the shutdown begins keeps working
+/// during the drain; when the graceful deadline expires the server closes it with `1001`,
+/// drops its handler, and `wait()` returns (HTTP/1.1 Upgrade).
+#[tokio::test]
+async fn session_runs_during_the_drain_and_gets_1001_at_the_deadline() {
+    let (dropped_tx, dropped) = mpsc::unbounded_channel();
+    let server = Server::new(config())
         .start(EchoApp {
             dropped: dropped_tx,
         })
@@ -99,11 +103,78 @@ async fn session_runs_during_the_drain_and_gets_1001_at_the_deadline() {
         .into_client_request()
         .expect("a valid request");
     let tcp = TcpStream::connect(addr).await.expect("connects");
-    let (mut client, _) =
-        tokio::time::timeout(LIMIT, tokio_tungstenite::client_async(request, tcp))
+    let (client, _) = tokio::time::timeout(LIMIT, tokio_tungstenite::client_async(request, tcp))
+        .await
+        .expect("the handshake completes in time")
+        .expect("the handshake succeeds");
+    drain_then_going_away(server, client, dropped).await;
+}
+
+/// SRV-SHUT-2, WS-CLOSE-7, SRV-SHUT-3, WS-H2-1: the same over HTTP/2 extended CONNECT — the
+/// stream keeps working after `GOAWAY` during the drain, and gets `1001` at the deadline.
+#[tokio::test]
+async fn http2_session_runs_during_the_drain_and_gets_1001_at_the_deadline() {
+    use http_body_util::Empty;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+
+    let (dropped_tx, dropped) = mpsc::unbounded_channel();
+    let server = Server::new(config())
+        .start(EchoApp {
+            dropped: dropped_tx,
+        })
+        .await
+        .expect("the server starts");
+    let addr = server.local_addrs()[0];
+
+    let tcp = TcpStream::connect(addr).await.expect("connects");
+    let (mut sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
             .await
-            .expect("the handshake completes in time")
-            .expect("the handshake succeeds");
+            .expect("HTTP/2 handshake");
+    tokio::spawn(connection);
+    // One ordinary exchange first, so that the server's SETTINGS (with
+    // SETTINGS_ENABLE_CONNECT_PROTOCOL) have arrived before the extended CONNECT.
+    let probe = http::Request::get(format!("http://{addr}/"))
+        .body(Empty::<bytes::Bytes>::new())
+        .expect("request");
+    sender.send_request(probe).await.expect("probe");
+    let mut request = http::Request::builder()
+        .method(http::Method::CONNECT)
+        .version(http::Version::HTTP_2)
+        .uri(format!("http://{addr}/echo"))
+        .header(http::header::SEC_WEBSOCKET_VERSION, "13")
+        .body(Empty::<bytes::Bytes>::new())
+        .expect("request");
+    request
+        .extensions_mut()
+        .insert(hyper::ext::Protocol::from_static("websocket"));
+    let mut response = tokio::time::timeout(LIMIT, sender.send_request(request))
+        .await
+        .expect("the server answers")
+        .expect("extended CONNECT");
+    assert_eq!(response.status(), StatusCode::OK);
+    let upgraded = tokio::time::timeout(LIMIT, hyper::upgrade::on(&mut response))
+        .await
+        .expect("the stream opens")
+        .expect("upgraded stream");
+    let client = tokio_tungstenite::WebSocketStream::from_raw_socket(
+        TokioIo::new(upgraded),
+        tungstenite::protocol::Role::Client,
+        None,
+    )
+    .await;
+    drain_then_going_away(server, client, dropped).await;
+}
+
+/// Shuts the server down with `client`'s session open and checks the drain and the deadline.
+async fn drain_then_going_away<S>(
+    server: rgi_server::RunningServer,
+    mut client: tokio_tungstenite::WebSocketStream<S>,
+    mut dropped: mpsc::UnboundedReceiver<()>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let addr = server.local_addrs()[0];
     round_trip(&mut client, "before the shutdown").await;
 
     server.shutdown();
