@@ -266,6 +266,12 @@ mod tests {
         assert_eq!(stream_length("bytes=17179869185"), None);
     }
 
+    /// Calls `Hello` and reads the whole response body.
+    async fn collect(req: http::Request<Body>) -> rgi::Collected {
+        let response = Hello.call(req).await.unwrap();
+        response.into_body().collect().await.unwrap()
+    }
+
     #[tokio::test]
     async fn routes_answer() {
         let req = http::Request::get("/").body(Body::empty()).unwrap();
@@ -277,40 +283,17 @@ mod tests {
         let req = http::Request::get("/stream?bytes=100000")
             .body(Body::empty())
             .unwrap();
-        let body = Hello
-            .call(req)
-            .await
-            .unwrap()
-            .into_body()
-            .collect()
-            .await
-            .unwrap();
-        assert_eq!(body.to_bytes().len(), 100_000);
+        assert_eq!(collect(req).await.to_bytes().len(), 100_000);
 
         let req = http::Request::get("/trailers").body(Body::empty()).unwrap();
-        let body = Hello
-            .call(req)
-            .await
-            .unwrap()
-            .into_body()
-            .collect()
-            .await
-            .unwrap();
+        let body = collect(req).await;
         let expected = checksum(TRAILER_CHUNKS.concat().as_bytes()).to_string();
         assert_eq!(body.trailers().unwrap()["x-checksum"], expected.as_str());
 
         let req = http::Request::post("/echo")
             .body(Body::from("ping"))
             .unwrap();
-        let body = Hello
-            .call(req)
-            .await
-            .unwrap()
-            .into_body()
-            .collect()
-            .await
-            .unwrap();
-        assert_eq!(&body.to_bytes()[..], b"ping");
+        assert_eq!(&collect(req).await.to_bytes()[..], b"ping");
 
         let req = http::Request::get("/nope").body(Body::empty()).unwrap();
         assert_eq!(

@@ -480,14 +480,10 @@ where
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
-        match self.project().inner.poll_frame(cx) {
-            Poll::Ready(Some(Err(error))) => {
-                Poll::Ready(Some(Err(BodyError::from_boxed(error.into()))))
-            }
-            Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(frame))),
-            Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => Poll::Pending,
-        }
+        self.project()
+            .inner
+            .poll_frame(cx)
+            .map(|frame| frame.map(|result| result.map_err(|e| BodyError::from_boxed(e.into()))))
     }
 
     fn is_end_stream(&self) -> bool {
