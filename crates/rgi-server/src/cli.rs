@@ -188,6 +188,26 @@ pub(crate) struct Cli {
     /// Do not log one line per request.
     #[arg(long, env = "RGI_NO_ACCESS_LOG", overrides_with = "access_log")]
     no_access_log: bool,
+
+    /// Set SO_REUSEPORT on TCP listeners, so that several processes can share one port.
+    #[arg(long, env = "RGI_REUSE_PORT")]
+    reuse_port: bool,
+
+    /// Path answered by the server itself, never by the app: 200 while serving, 503 while
+    /// draining (e.g. /healthz). [default: none]
+    #[arg(long, env = "RGI_HEALTH_PATH", value_name = "PATH")]
+    health_path: Option<String>,
+
+    /// Give every request an X-Request-Id: taken from the request when the peer is a trusted
+    /// proxy (--proxy-headers, --forwarded-allow-ips), generated otherwise; the app sees it,
+    /// the response echoes it and the access log records it.
+    #[arg(long, env = "RGI_REQUEST_ID")]
+    request_id: bool,
+
+    /// Seconds to keep serving after the first shutdown signal while the health path answers
+    /// 503, so that load balancers stop routing here before the listeners close.
+    #[arg(long, env = "RGI_SHUTDOWN_DELAY", value_name = "SECONDS", default_value = "0", value_parser = seconds)]
+    pub(crate) shutdown_delay: Duration,
 }
 
 impl Cli {
@@ -225,6 +245,9 @@ impl Cli {
         if self.max_connections == 0 {
             return Err(ConfigError::Zero("--max-connections"));
         }
+        if let Some(path) = &self.health_path {
+            crate::config::validate_health_path(path)?;
+        }
         let ws = crate::ws::WsConfig {
             max_message_size: self.ws_max_message,
             ..Config::default().ws
@@ -250,6 +273,9 @@ impl Cli {
             h2_max_pending_accept_reset_streams: self.h2_max_pending_accept_reset_streams,
             h2_max_local_error_reset_streams: self.h2_max_local_error_reset_streams,
             access_log: !self.no_access_log,
+            reuse_port: self.reuse_port,
+            health_path: self.health_path.clone(),
+            request_id: self.request_id,
             ws,
             ..Config::default()
         };
@@ -277,6 +303,32 @@ mod tests {
         assert_eq!(config.max_header_bytes, default.max_header_bytes);
         assert_eq!(config.forwarded_allow_ips, default.forwarded_allow_ips);
         assert!(config.access_log);
+        assert!(!config.reuse_port);
+        assert_eq!(config.health_path, None);
+        assert!(!config.request_id);
+    }
+
+    /// The operations flags of the deployment guide: SO_REUSEPORT, the health path, request
+    /// IDs and the shutdown delay, each with its default and its environment twin.
+    #[test]
+    fn operations_flags() {
+        let config = parse(&["--reuse-port", "--health-path", "/healthz", "--request-id"]);
+        assert!(config.reuse_port);
+        assert_eq!(config.health_path.as_deref(), Some("/healthz"));
+        assert!(config.request_id);
+        let cli = Cli::try_parse_from(["app", "--shutdown-delay", "2.5"]).unwrap();
+        assert_eq!(cli.shutdown_delay, Duration::from_millis(2500));
+        assert_eq!(
+            Cli::try_parse_from(["app"]).unwrap().shutdown_delay,
+            Duration::ZERO
+        );
+        for bad in ["healthz", "/health?x", "/a b"] {
+            let cli = Cli::try_parse_from(["app", "--health-path", bad]).unwrap();
+            assert!(
+                matches!(cli.to_config(), Err(ConfigError::InvalidHealthPath(_))),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

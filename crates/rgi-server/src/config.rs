@@ -74,6 +74,20 @@ pub struct Config {
     pub ws: WsConfig,
     /// Log one line per request (target `rgi_server::access`). Default: on.
     pub access_log: bool,
+    /// Set `SO_REUSEPORT` on the TCP listeners, so that several processes can listen on one
+    /// port and the kernel spreads connections among them. Default: off.
+    pub reuse_port: bool,
+    /// Answer requests for this exact path (any method; `HEAD` without a body) in the server,
+    /// never calling the application: `200 ok` while serving, `503 draining` once the server
+    /// is draining or was marked unready ([`crate::ShutdownHandle::mark_unready`]).
+    /// Default: none.
+    pub health_path: Option<String>,
+    /// Give every request an `x-request-id`: the one the request carries when the peer is a
+    /// trusted proxy ([`Config::proxy_headers`] and [`Config::forwarded_allow_ips`]) and the
+    /// value is valid, a generated one otherwise. The application sees it as the request's
+    /// `x-request-id` field, the response carries it and the access log line records it.
+    /// Default: off.
+    pub request_id: bool,
 }
 
 impl Default for Config {
@@ -103,6 +117,9 @@ impl Default for Config {
                 ..WsConfig::default()
             },
             access_log: true,
+            reuse_port: false,
+            health_path: None,
+            request_id: false,
         }
     }
 }
@@ -178,10 +195,16 @@ impl Config {
         ws: WsConfig,
         /// Sets [`Config::access_log`].
         access_log: bool,
+        /// Sets [`Config::reuse_port`].
+        reuse_port: bool,
+        /// Sets [`Config::health_path`].
+        health_path: Option<String>,
+        /// Sets [`Config::request_id`].
+        request_id: bool,
     }
 
     /// The TCP addresses the server binds: [`Config::bind`], or the default when neither a
-    /// TCP address nor a Unix socket is configured.
+    /// TCP address nor a Unix socket is configured (and no socket is inherited).
     pub(crate) fn tcp_addresses(&self) -> Vec<SocketAddr> {
         if self.bind.is_empty() && self.uds.is_empty() {
             vec![DEFAULT_BIND]
@@ -396,6 +419,22 @@ pub enum ConfigError {
     /// A limit that must be positive is zero.
     #[error("{0} must be greater than zero")]
     Zero(&'static str),
+    /// The health path is not an absolute path without query (`/healthz`).
+    #[error("invalid health path {0:?}: expected an absolute path such as /healthz")]
+    InvalidHealthPath(String),
+}
+
+/// Checks a health path: absolute, no query or fragment, no whitespace or control bytes.
+pub(crate) fn validate_health_path(path: &str) -> Result<(), ConfigError> {
+    let valid = path.starts_with('/')
+        && path
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'?' && b != b'#');
+    if valid {
+        Ok(())
+    } else {
+        Err(ConfigError::InvalidHealthPath(path.to_owned()))
+    }
 }
 
 /// Parses a duration given in seconds (`30`, `0.5`).

@@ -47,7 +47,7 @@
 //! |---|---|
 //! | 0 | clean shutdown (after a signal), or `--help` / `--version` |
 //! | 1 | the shutdown was forced by a second signal, `App::shutdown` panicked, or the runtime failed |
-//! | 2 | bad command line or configuration, unreadable TLS files, a listener could not be bound |
+//! | 2 | bad command line or configuration, unreadable TLS files, a listener could not be bound, an unusable inherited socket |
 //! | 3 | the application's startup failed (its message is logged) |
 //!
 //! ### Command line
@@ -82,6 +82,40 @@
 //! | `--log-level FILTER` | `info` | level or `tracing` directives |
 //! | `--log-format text\|json` | `text` | log line format (standard error) |
 //! | `--access-log`, `--no-access-log` | on | one line per request |
+//! | `--reuse-port` | off | `SO_REUSEPORT` on TCP listeners: several processes share a port |
+//! | `--health-path PATH` | none | answered by the server: `200` serving, `503` draining |
+//! | `--request-id` | off | `x-request-id` on every request, response and access log line |
+//! | `--shutdown-delay S` | 0 | after the first signal: health fails, listeners stay open for S |
+//!
+//! ### Deployment and operations
+//!
+//! The guide `docs/deployment.md` shows rgi-server behind nginx, under systemd and in rolling
+//! restarts; every configuration in it is exercised by the tests.
+//!
+//! - **Socket activation**: when `LISTEN_PID` is the process id, [`run`] serves the
+//!   `LISTEN_FDS` sockets passed from fd 3 on (TCP or Unix stream, named by `LISTEN_FDNAMES`)
+//!   — see [`InheritedListeners`]; `--bind` / `--uds` add listeners of its own, and the
+//!   default address is not bound. The inherited sockets are closed at shutdown like the
+//!   server's own, but systemd keeps its copy: connections made while the service restarts
+//!   wait in the backlog for the next process. A Unix socket file it did not create is left
+//!   in place.
+//! - **Several processes on one port** (`--reuse-port`): the kernel spreads new connections
+//!   among the processes; one of them can be restarted while the others serve.
+//! - **Health** (`--health-path`): the exact path (any method, `HEAD` without a body) is
+//!   answered by the server, never by the application, `200` while serving and `503` from the
+//!   first shutdown signal on. With `--shutdown-delay S` the server keeps accepting and
+//!   serving for S seconds after that signal (a second signal ends the delay), so that an
+//!   orchestrator polling the path stops routing before the listeners close.
+//! - **Request IDs** (`--request-id`): a request from a trusted proxy (`--proxy-headers` and a
+//!   peer in `--forwarded-allow-ips`) keeps its `x-request-id` when it is one value of 1 to
+//!   200 visible ASCII characters; every other request gets a generated one (a random
+//!   per-process prefix and a counter, `4f1c2a9e07d3b6a5-1f`), replacing what the client sent.
+//!   The application reads it from the request's `x-request-id` field; the response carries
+//!   it and the access log line records it (field `request_id`). Off by default: with it off,
+//!   the per-request path does no extra work.
+//! - **Draining**: on the shutdown signal every HTTP/1.1 keep-alive connection gets
+//!   `connection: close` on the response in progress and is closed after it (idle ones at
+//!   once); HTTP/2 connections get `GOAWAY` and finish their open streams (`SRV-SHUT-2`).
 //!
 //! ## Embedding
 //!
@@ -257,12 +291,14 @@
 //! ignored on any other response, and on a response to a request that carried no upgrade.
 #![deny(missing_docs)]
 
+mod activation;
 mod body;
 mod cli;
 mod config;
 mod framing;
 mod logging;
 mod proxy;
+mod request_id;
 mod server;
 mod service;
 mod tls;
@@ -273,6 +309,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+pub use activation::InheritedListeners;
 pub use config::{Config, ConfigError, HttpVersions, IpNetwork, TlsFiles, TrustedProxies};
 pub use server::{RunningServer, Server, ServerError, ShutdownHandle};
 pub use tls::TlsError;
@@ -310,6 +347,14 @@ pub fn run<L: rgi::Lifespan>(lifespan: L) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
+    // Before any thread starts: this reads and clears LISTEN_PID / LISTEN_FDS.
+    let inherited = match InheritedListeners::from_env() {
+        Ok(inherited) => inherited,
+        Err(error) => {
+            tracing::error!(%error, "cannot use the sockets passed by the service manager");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     runtime.enable_all();
     if let Some(workers) = cli.workers() {
@@ -322,11 +367,16 @@ pub fn run<L: rgi::Lifespan>(lifespan: L) -> ExitCode {
             return ExitCode::from(EXIT_FAILURE);
         }
     };
-    runtime.block_on(serve_until_signal(config, lifespan))
+    let server = Server::new(config).inherit(inherited);
+    runtime.block_on(serve_until_signal(server, lifespan, cli.shutdown_delay))
 }
 
-async fn serve_until_signal<L: rgi::Lifespan>(config: Config, lifespan: L) -> ExitCode {
-    let server = match Server::new(config).start(lifespan).await {
+async fn serve_until_signal<L: rgi::Lifespan>(
+    server: Server,
+    lifespan: L,
+    shutdown_delay: std::time::Duration,
+) -> ExitCode {
+    let server = match server.start(lifespan).await {
         Ok(server) => server,
         Err(error @ (ServerError::Startup(_) | ServerError::StartupPanic(_))) => {
             tracing::error!(error = %service::error_chain(&error), "startup failed");
@@ -356,6 +406,20 @@ async fn serve_until_signal<L: rgi::Lifespan>(config: Config, lifespan: L) -> Ex
     };
     let signals = tokio::spawn(async move {
         signals.recv().await;
+        if !shutdown_delay.is_zero() {
+            // The health path fails first; the listeners stay open for the delay, so that
+            // load balancers stop routing here before connections are refused (`SRV-OPS-3`).
+            handle.mark_unready();
+            tracing::info!(
+                delay_s = shutdown_delay.as_secs_f64(),
+                "shutdown signal received; health checks fail now, draining after the delay \
+                 (a second signal drains at once)"
+            );
+            tokio::select! {
+                () = tokio::time::sleep(shutdown_delay) => {}
+                () = signals.recv() => {}
+            }
+        }
         tracing::info!("shutdown signal received; draining (a second signal forces exit)");
         handle.shutdown();
         signals.recv().await;

@@ -5,7 +5,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -17,6 +17,7 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
+use crate::activation::{InheritedListeners, InheritedSocket, SharedInherited};
 use crate::config::{Config, ConfigError, HttpVersions};
 use crate::framing::{Allowed, FramingGuard};
 use crate::service::{Activity, AppContext, CatchUnwind, ConnContext, serve_request};
@@ -187,6 +188,7 @@ impl Tasks {
 #[derive(Debug, Clone, Default)]
 pub struct Server {
     config: Config,
+    inherited: SharedInherited,
 }
 
 /// A server that is serving: its addresses, and the handles to stop it.
@@ -204,13 +206,28 @@ pub struct RunningServer {
 pub struct ShutdownHandle {
     graceful: Arc<watch::Sender<bool>>,
     force: Arc<watch::Sender<bool>>,
+    unready: Arc<AtomicBool>,
 }
 
 impl ShutdownHandle {
     /// Begins a graceful shutdown: stop accepting, finish in-flight requests within the
-    /// graceful timeout, then close the rest.
+    /// graceful timeout, then close the rest. The health path answers `503` from now on.
     pub fn shutdown(&self) {
+        self.unready.store(true, Ordering::Release);
         self.graceful.send_replace(true);
+    }
+
+    /// Marks the server as not ready: the health path ([`Config::health_path`]) answers
+    /// `503` from now on while everything else is served as before. [`crate::run`] calls it
+    /// at the first shutdown signal, before the shutdown delay, so that load balancers stop
+    /// routing here before the listeners close.
+    pub fn mark_unready(&self) {
+        self.unready.store(true, Ordering::Release);
+    }
+
+    /// Whether the health path answers `200` (neither marked unready nor shutting down).
+    pub fn is_ready(&self) -> bool {
+        !self.unready.load(Ordering::Acquire)
     }
 
     /// Closes every connection now (in-flight requests are cut short), then shuts down.
@@ -271,17 +288,28 @@ impl RunningServer {
 /// The listeners, before they serve.
 enum Listener {
     Tcp(TcpListener, SocketAddr),
+    /// A Unix listener, its path, and whether the server created the socket file (and so
+    /// removes it at the end).
     #[cfg(unix)]
-    Unix(tokio::net::UnixListener, PathBuf),
+    Unix(tokio::net::UnixListener, PathBuf, bool),
 }
 
-fn bind_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
+fn bind_tcp(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     if addr.is_ipv6() {
         socket.set_only_v6(true)?;
     }
     socket.set_reuse_address(true)?;
+    if reuse_port {
+        #[cfg(all(unix, not(any(target_os = "solaris", target_os = "illumos"))))]
+        socket.set_reuse_port(true)?;
+        #[cfg(not(all(unix, not(any(target_os = "solaris", target_os = "illumos")))))]
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "SO_REUSEPORT is not available here",
+        ));
+    }
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
     socket.listen(1024)?;
@@ -299,10 +327,51 @@ fn bind_unix(path: &std::path::Path) -> io::Result<tokio::net::UnixListener> {
     tokio::net::UnixListener::bind(path)
 }
 
-fn bind_all(config: &Config) -> Result<Vec<Listener>, ServerError> {
+/// Takes over inherited listening sockets (non-blocking, registered with tokio).
+fn adopt(inherited: InheritedListeners) -> Result<Vec<Listener>, ServerError> {
     let mut listeners = Vec::new();
-    for addr in config.tcp_addresses() {
-        let listener = bind_tcp(addr).map_err(|source| ServerError::Bind {
+    for (socket, name) in inherited.sockets {
+        let label = name.unwrap_or_else(|| "inherited socket".to_owned());
+        let error = |source| ServerError::Bind {
+            address: label.clone(),
+            source,
+        };
+        match socket {
+            InheritedSocket::Tcp(listener) => {
+                listener.set_nonblocking(true).map_err(error)?;
+                let local = listener.local_addr().map_err(error)?;
+                let listener = TcpListener::from_std(listener).map_err(error)?;
+                tracing::info!(name = %label, address = %local, "serving an inherited socket");
+                listeners.push(Listener::Tcp(listener, local));
+            }
+            #[cfg(unix)]
+            InheritedSocket::Unix(listener) => {
+                listener.set_nonblocking(true).map_err(error)?;
+                let path = listener
+                    .local_addr()
+                    .map_err(error)?
+                    .as_pathname()
+                    .map(PathBuf::from)
+                    .unwrap_or_default();
+                let listener = tokio::net::UnixListener::from_std(listener).map_err(error)?;
+                tracing::info!(name = %label, path = %path.display(), "serving an inherited socket");
+                listeners.push(Listener::Unix(listener, path, false));
+            }
+        }
+    }
+    Ok(listeners)
+}
+
+fn bind_all(config: &Config, inherited: InheritedListeners) -> Result<Vec<Listener>, ServerError> {
+    let only_inherited = !inherited.is_empty() && config.bind.is_empty() && config.uds.is_empty();
+    let mut listeners = adopt(inherited)?;
+    let tcp = if only_inherited {
+        Vec::new()
+    } else {
+        config.tcp_addresses()
+    };
+    for addr in tcp {
+        let listener = bind_tcp(addr, config.reuse_port).map_err(|source| ServerError::Bind {
             address: addr.to_string(),
             source,
         })?;
@@ -319,7 +388,7 @@ fn bind_all(config: &Config) -> Result<Vec<Listener>, ServerError> {
                 address: format!("unix:{}", path.display()),
                 source,
             })?;
-            listeners.push(Listener::Unix(listener, path.clone()));
+            listeners.push(Listener::Unix(listener, path.clone(), true));
         }
         #[cfg(not(unix))]
         return Err(ServerError::Bind {
@@ -365,9 +434,9 @@ fn builder(config: &Config) -> auto::Builder<TokioExecutor> {
         .header_read_timeout(header_read_timeout)
         .max_headers(config.max_headers.max(1))
         .max_buf_size(config.max_header_bytes.max(8192))
-        // Pipelined requests already in the read buffer are answered with one write instead
-        // of one flush per response each (see BENCHMARKS.md, pipelined plaintext).
-        .pipeline_flush(true)
+        // Not `pipeline_flush(true)`: hyper then skips the flush while request bytes are
+        // buffered, and on an upgrade whose client sent protocol bytes with the request the
+        // `101` head is never written (UPGRADE-RAW-3/-5).
         .keep_alive(true);
     builder
         .http2()
@@ -407,7 +476,21 @@ fn server_info(config: &Config) -> ServerInfo {
 impl Server {
     /// A server with `config`.
     pub fn new(config: Config) -> Self {
-        Self { config }
+        Self {
+            config,
+            inherited: SharedInherited::default(),
+        }
+    }
+
+    /// Serves `listeners` too (systemd socket activation: [`InheritedListeners::from_env`]).
+    /// When there are some and neither [`Config::bind`] nor [`Config::uds`] is set, the
+    /// server listens on them only (not on the default address).
+    #[must_use]
+    pub fn inherit(self, listeners: InheritedListeners) -> Self {
+        if let Ok(mut slot) = self.inherited.lock() {
+            *slot = Some(listeners);
+        }
+        self
     }
 
     /// The configuration.
@@ -423,6 +506,12 @@ impl Server {
     /// [`App::shutdown`] on the started application). Must be called inside a tokio runtime.
     pub async fn start<L: Lifespan>(self, lifespan: L) -> Result<RunningServer, ServerError> {
         let config = self.config;
+        let inherited = self
+            .inherited
+            .lock()
+            .ok()
+            .and_then(|mut slot| slot.take())
+            .unwrap_or_default();
         if config.max_connections == 0 {
             return Err(ConfigError::Zero("max_connections").into());
         }
@@ -445,7 +534,10 @@ impl Server {
             }
         };
 
-        let listeners = match bind_all(&config) {
+        if let Some(path) = &config.health_path {
+            crate::config::validate_health_path(path)?;
+        }
+        let listeners = match bind_all(&config, inherited) {
             Ok(listeners) => listeners,
             Err(error) => {
                 app.shutdown().await;
@@ -456,6 +548,7 @@ impl Server {
         let (graceful_tx, graceful_rx) = watch::channel(false);
         let (force_tx, force_rx) = watch::channel(false);
         let tracker = Arc::new(Tracker::default());
+        let unready = Arc::new(AtomicBool::new(false));
         let scheme = if tls.is_some() {
             Scheme::Https
         } else {
@@ -470,6 +563,9 @@ impl Server {
                 .proxy_headers
                 .then(|| config.forwarded_allow_ips.clone()),
             access_log: config.access_log,
+            health_path: config.health_path.clone(),
+            request_ids: config.request_id.then(crate::request_id::RequestIds::new),
+            unready: unready.clone(),
             ws: config.ws.clone(),
             tasks: Tasks {
                 tracker: tracker.clone(),
@@ -510,7 +606,7 @@ impl Server {
             match &listener {
                 Listener::Tcp(_, addr) => addrs.push(*addr),
                 #[cfg(unix)]
-                Listener::Unix(_, path) => unix.push(path.clone()),
+                Listener::Unix(_, path, _) => unix.push(path.clone()),
             }
             acceptors.push(tokio::spawn(accept_loop(
                 listener,
@@ -522,6 +618,7 @@ impl Server {
         let handle = ShutdownHandle {
             graceful: Arc::new(graceful_tx),
             force: Arc::new(force_tx),
+            unready,
         };
         let running = RunningServer {
             addrs,
@@ -669,7 +766,7 @@ async fn accept_loop<A: App>(
     match listener {
         Listener::Tcp(..) => None,
         #[cfg(unix)]
-        Listener::Unix(_, path) => Some(path),
+        Listener::Unix(_, path, owned) => owned.then_some(path),
     }
 }
 
@@ -686,7 +783,7 @@ async fn accept(listener: &Listener) -> io::Result<Accepted> {
             Ok(Accepted::Tcp(stream, *local, peer))
         }
         #[cfg(unix)]
-        Listener::Unix(listener, path) => {
+        Listener::Unix(listener, path, _) => {
             let (stream, peer) = listener.accept().await?;
             Ok(Accepted::Unix(
                 stream,

@@ -35,6 +35,12 @@ pub(crate) struct AppContext<A> {
     pub(crate) root_path: Option<rgi::MountPrefix>,
     pub(crate) trusted_proxies: Option<TrustedProxies>,
     pub(crate) access_log: bool,
+    /// The path the server answers itself (`--health-path`).
+    pub(crate) health_path: Option<String>,
+    /// The request ID generator, when request IDs are on (`--request-id`).
+    pub(crate) request_ids: Option<crate::request_id::RequestIds>,
+    /// Set once the server is draining or marked unready: the health path answers `503`.
+    pub(crate) unready: Arc<std::sync::atomic::AtomicBool>,
     pub(crate) ws: WsConfig,
     pub(crate) tasks: Tasks,
 }
@@ -118,6 +124,7 @@ pub(crate) struct ExchangeLog {
     target: String,
     version: Version,
     status: StatusCode,
+    request_id: Option<HeaderValue>,
     forced: tokio::sync::watch::Receiver<bool>,
     _active: ActiveGuard,
 }
@@ -130,7 +137,29 @@ impl ExchangeLog {
 
     /// Writes the access log line.
     pub(crate) fn finish(self, bytes: u64, outcome: &str) {
-        if self.enabled {
+        if let (true, Some(request_id)) = (self.enabled, &self.request_id) {
+            let request_id = String::from_utf8_lossy(request_id.as_bytes());
+            tracing::info!(
+                target: "rgi_server::access",
+                client = %self.client,
+                method = %self.method,
+                path = %self.target,
+                version = ?self.version,
+                status = self.status.as_u16(),
+                bytes,
+                duration_ms = self.start.elapsed().as_secs_f64() * 1000.0,
+                outcome,
+                request_id = %request_id,
+                "{} \"{} {} {:?}\" {} {} {}",
+                self.client,
+                self.method,
+                self.target,
+                self.version,
+                self.status.as_u16(),
+                bytes,
+                request_id,
+            );
+        } else if self.enabled {
             tracing::info!(
                 target: "rgi_server::access",
                 client = %self.client,
@@ -234,6 +263,8 @@ pin_project_lite::pin_project! {
     /// client-gone) before the application's future (`CORE-CANCEL-2`).
     pub(crate) struct CallFuture<F, A: App> {
         notifier: Option<DisconnectNotifier>,
+        // Echoed in the response (`--request-id`).
+        request_id: Option<HeaderValue>,
         immediate: Option<Response<ResponseBody<A::Body>>>,
         finish: Option<Finish<A>>,
         #[pin]
@@ -266,7 +297,8 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
-        if let Some(response) = this.immediate.take() {
+        if let Some(mut response) = this.immediate.take() {
+            echo_request_id(&mut response, this.request_id.take());
             return Poll::Ready(Ok(response));
         }
         let Some(call) = this.call.as_mut().as_pin_mut() else {
@@ -307,7 +339,16 @@ where
                 failure_response(finish, StatusCode::INTERNAL_SERVER_ERROR, notifier)
             }
         };
+        let mut response = response;
+        echo_request_id(&mut response, this.request_id.take());
         Poll::Ready(Ok(response))
+    }
+}
+
+/// Puts the request's ID into the response (`--request-id`), replacing one the application set.
+fn echo_request_id<B>(response: &mut Response<B>, request_id: Option<HeaderValue>) {
+    if let Some(id) = request_id {
+        response.headers_mut().insert(crate::request_id::HEADER, id);
     }
 }
 
@@ -718,6 +759,14 @@ pub(crate) fn serve_request<A: App>(
         None => parts.uri.to_string(),
     };
 
+    // The request ID replaces whatever the client sent unless the peer is a trusted proxy; the
+    // application sees it as the request's `x-request-id` field.
+    let request_id = shared.request_ids.as_ref().map(|ids| {
+        let id = ids.for_request(&parts.headers, conn.trust_proxy);
+        parts.headers.insert(crate::request_id::HEADER, id.clone());
+        id
+    });
+
     let mut info = conn.info.clone();
     if let Some(trusted) = shared.trusted_proxies.as_ref().filter(|_| conn.trust_proxy) {
         let (peer, scheme) = crate::proxy::forwarded(&parts.headers, trusted);
@@ -734,6 +783,7 @@ pub(crate) fn serve_request<A: App>(
         target,
         version,
         status: StatusCode::OK,
+        request_id: request_id.clone(),
         forced: shared.tasks.force_signal(),
         _active: active,
     };
@@ -748,6 +798,17 @@ pub(crate) fn serve_request<A: App>(
         };
     let early_status = if ambiguous_framing || malformed_head(&parts) {
         Some(StatusCode::BAD_REQUEST)
+    } else if shared
+        .health_path
+        .as_deref()
+        .is_some_and(|health| parts.uri.path() == health)
+    {
+        // The readiness signal, answered by the server (`SRV-OPS-1`, `SRV-OPS-2`).
+        Some(if shared.unready.load(Ordering::Acquire) {
+            StatusCode::SERVICE_UNAVAILABLE
+        } else {
+            StatusCode::OK
+        })
     } else if target_length > shared.max_uri_length {
         Some(StatusCode::URI_TOO_LONG)
     } else if let Some(prefix) = &shared.root_path {
@@ -777,6 +838,7 @@ pub(crate) fn serve_request<A: App>(
         }
         return CallFuture {
             notifier: None,
+            request_id,
             immediate: Some(response),
             finish: None,
             call: None,
@@ -842,6 +904,7 @@ pub(crate) fn serve_request<A: App>(
     let call = async move { app.app.call(request).await };
     CallFuture {
         notifier: Some(notifier),
+        request_id,
         immediate: None,
         finish: Some(Finish {
             shared: shared.clone(),
