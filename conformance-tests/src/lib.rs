@@ -22,6 +22,8 @@
 
 pub mod app;
 pub mod coverage;
+pub mod declare;
+pub mod interface;
 pub mod probe;
 pub mod report;
 pub mod server;

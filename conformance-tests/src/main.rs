@@ -1,13 +1,15 @@
 //! `rgi-conformance`: run the RGI conformance suite.
 
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use rgi_conformance::report::Report;
 use rgi_conformance::server::{Manifest, Target};
-use rgi_conformance::{coverage, server, spec};
+use rgi_conformance::spec::Side;
+use rgi_conformance::{coverage, declare, interface, server, spec};
 
 /// The RGI conformance suite.
 #[derive(Debug, Parser)]
@@ -27,7 +29,7 @@ enum Command {
     },
     /// Check a running server that hosts the probe application.
     Server {
-        /// The server's base URL, e.g. http://127.0.0.1:8000.
+        /// The server's base URL, e.g. http://127.0.0.1:8000 (https://HOST:PORT runs the TLS cases).
         #[arg(long, required_unless_present = "spawn", conflicts_with = "spawn")]
         url: Option<String>,
         /// A command that starts the server; `{addr}` is replaced with the address to bind,
@@ -40,6 +42,19 @@ enum Command {
         /// A manifest file listing the claimed capabilities (one or more per line, # comments).
         #[arg(long)]
         manifest: Option<PathBuf>,
+        /// Report format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// With an https:// URL: the PEM file of the CA (or self-signed certificate) that signed
+        /// the server's certificate.
+        #[arg(long, conflicts_with = "insecure")]
+        ca: Option<PathBuf>,
+        /// With an https:// URL: accept any server certificate (local testing only).
+        #[arg(long)]
+        insecure: bool,
+    },
+    /// Check the `rgi` crate the suite was built with (the requirements on the shared types).
+    Interface {
         /// Report format.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
@@ -56,66 +71,44 @@ enum Format {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Requirements { strict } => {
-            let requirements = spec::requirements(spec::SPEC_TEXT);
-            let mut cases: Vec<(&'static str, &'static [&'static str])> =
-                server::cases().iter().map(|c| (c.name, c.ids)).collect();
-            cases.push(rgi_conformance::spawn::SHUTDOWN_CASE);
-            cases.extend(rgi_conformance::app::CASES);
-            let table = coverage::coverage(&requirements, &cases);
-            print!("{}", coverage::render(&table));
-            let uncovered_must = table
-                .iter()
-                .any(|c| c.cases.is_empty() && c.requirement.level == spec::Level::Must);
-            if strict && uncovered_must {
-                ExitCode::FAILURE
-            } else {
-                ExitCode::SUCCESS
-            }
-        }
+        Command::Requirements { strict } => requirements(strict),
+        Command::Interface { format } => match runtime() {
+            Ok(runtime) => emit(&runtime.block_on(interface::run()), format),
+            Err(code) => code,
+        },
         Command::Server {
             url,
             spawn,
             capabilities,
             manifest,
             format,
+            ca,
+            insecure,
         } => {
-            let mut text = capabilities.join(",");
-            if let Some(path) = manifest {
-                match std::fs::read_to_string(&path) {
-                    Ok(file) => {
-                        text.push('\n');
-                        text.push_str(&file);
-                    }
-                    Err(e) => {
-                        eprintln!("rgi-conformance: cannot read {}: {e}", path.display());
-                        return ExitCode::from(2);
-                    }
-                }
-            }
-            let manifest = match Manifest::parse(&text) {
-                Ok(m) => m,
-                Err(e) => {
-                    eprintln!("rgi-conformance: {e}");
+            let manifest = match load_manifest(&capabilities, manifest.as_deref()) {
+                Ok(manifest) => Arc::new(manifest),
+                Err(why) => {
+                    eprintln!("rgi-conformance: {why}");
                     return ExitCode::from(2);
                 }
             };
-            let runtime = match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("rgi-conformance: cannot start a runtime: {e}");
-                    return ExitCode::from(2);
-                }
+            let runtime = match runtime() {
+                Ok(runtime) => runtime,
+                Err(code) => return code,
             };
-            let manifest = Arc::new(manifest);
             let report = runtime.block_on(async {
-                match (url, spawn) {
+                let mut report = match (url, spawn) {
+                    (Some(url), _) if url.starts_with("https://") => {
+                        let target = tls_target(&url, ca.as_deref(), insecure, &manifest)?;
+                        server::tls::run(&target).await
+                    }
                     (Some(url), _) => {
                         let addr = resolve(&url)?;
-                        Ok(server::run(&Target { addr, manifest }).await)
+                        server::run(&Target {
+                            addr,
+                            manifest: manifest.clone(),
+                        })
+                        .await
                     }
                     (None, Some(command)) => {
                         let spawned = rgi_conformance::spawn::spawn(&command)
@@ -123,38 +116,134 @@ fn main() -> ExitCode {
                             .map_err(|e| e.to_string())?;
                         let target = Target {
                             addr: spawned.addr,
-                            manifest,
+                            manifest: manifest.clone(),
                         };
                         let mut report = server::run(&target).await;
                         spawned.check_shutdown(&mut report).await;
-                        Ok(report)
+                        let launcher = rgi_conformance::spawn::Launcher::new(command)
+                            .map_err(|e| e.to_string())?;
+                        rgi_conformance::spawn::run_cases(
+                            Arc::new(launcher),
+                            manifest.clone(),
+                            &mut report,
+                        )
+                        .await;
+                        report
                     }
-                    (None, None) => Err("give --url or --spawn".to_owned()),
-                }
+                    (None, None) => return Err("give --url or --spawn".to_owned()),
+                };
+                interface::run_into(&mut report).await;
+                declare::run_into(
+                    &manifest.declarations,
+                    Side::Server,
+                    Path::new("."),
+                    &mut report,
+                );
+                Ok::<_, String>(report)
             });
-            let report = match report {
-                Ok(report) => report,
+            match report {
+                Ok(report) => emit(&report, format),
                 Err(why) => {
                     eprintln!("rgi-conformance: {why}");
-                    return ExitCode::from(2);
+                    ExitCode::from(2)
                 }
-            };
-            match format {
-                Format::Text => print!("{}", report.to_text()),
-                Format::Json => {
-                    print!("{}", report.to_json());
-                    println!("{}", report.summary_line());
-                }
-                Format::Junit => {
-                    print!("{}", report.to_junit());
-                }
-            }
-            if report.is_success() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
             }
         }
+    }
+}
+
+fn requirements(strict: bool) -> ExitCode {
+    let requirements = spec::requirements(spec::SPEC_TEXT);
+    let mut cases: Vec<(&'static str, &'static [&'static str])> =
+        server::cases().iter().map(|c| (c.name, c.ids)).collect();
+    cases.extend(server::tls::cases());
+    cases.extend(rgi_conformance::spawn::case_ids());
+    cases.extend(rgi_conformance::app::CASES);
+    cases.extend(interface::cases());
+    cases.extend(declare::all_cases());
+    let table = coverage::coverage(&requirements, &cases);
+    print!("{}", coverage::render(&table));
+    let uncovered_must = table
+        .iter()
+        .any(|c| c.cases.is_empty() && c.requirement.level == spec::Level::Must);
+    if strict && uncovered_must {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("rgi-conformance: cannot start a runtime: {e}");
+            ExitCode::from(2)
+        })
+}
+
+/// The manifest from `--capabilities` and `--manifest`; the paths of its `doc` lines are made
+/// relative to the manifest file's directory.
+fn load_manifest(capabilities: &[String], path: Option<&Path>) -> Result<Manifest, String> {
+    let mut text = capabilities.join(",");
+    if let Some(path) = path {
+        let file = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        text.push('\n');
+        text.push_str(&file);
+    }
+    let mut manifest = Manifest::parse(&text).map_err(|e| e.to_string())?;
+    let base = path.and_then(Path::parent).unwrap_or(Path::new("."));
+    for declaration in &mut manifest.declarations {
+        let location = &declaration.location;
+        if !location.contains("://") && Path::new(location).is_relative() {
+            declaration.location = base.join(location).to_string_lossy().into_owned();
+        }
+    }
+    Ok(manifest)
+}
+
+fn tls_target(
+    url: &str,
+    ca: Option<&Path>,
+    insecure: bool,
+    manifest: &Arc<Manifest>,
+) -> Result<server::tls::TlsTarget, String> {
+    let authority = url
+        .strip_prefix("https://")
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or("");
+    let host = match authority.rsplit_once(':') {
+        Some((host, _)) => host.trim_start_matches('[').trim_end_matches(']'),
+        None => authority,
+    };
+    let addr = resolve(&format!("http://{authority}"))?;
+    let trust = match (ca, insecure) {
+        (Some(ca), _) => server::tls::Trust::Ca(ca.to_owned()),
+        (None, true) => server::tls::Trust::Any,
+        (None, false) => {
+            return Err("an https:// URL needs --ca FILE (or --insecure)".to_owned());
+        }
+    };
+    server::tls::TlsTarget::new(addr, host, &trust, manifest.clone()).map_err(|e| e.to_string())
+}
+
+fn emit(report: &Report, format: Format) -> ExitCode {
+    match format {
+        Format::Text => print!("{}", report.to_text()),
+        Format::Json => {
+            print!("{}", report.to_json());
+            println!("{}", report.summary_line());
+        }
+        Format::Junit => {
+            print!("{}", report.to_junit());
+        }
+    }
+    if report.is_success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 

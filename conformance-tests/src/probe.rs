@@ -4,6 +4,12 @@
 //! Every route answers under any mount prefix. Metadata comes back as `name: value` lines of
 //! `text/plain`, which any client can read.
 //!
+//! The probe's own duties as an application: it never depends on the relative order of fields
+//! with different names (`HTTP-REQ-8`: `/meta` lists them as the map yields them, and no route
+//! reads one field relative to another), and every extension it uses is one of this
+//! specification whose absence it answers with a `400` or `500` response, never a panic
+//! (`EXT-NS-4`; the only panic is `/panic`, on purpose).
+//!
 //! | Route | What it does |
 //! |---|---|
 //! | `/meta` | reports method, target, version, query, headers (in order), connection info, mount prefix, app path |
@@ -21,6 +27,22 @@
 //! | `/hop-by-hop` | sets `Connection`/`Transfer-Encoding`/`Keep-Alive` headers the server must not forward |
 //! | `/ws` | WebSocket echo (subprotocol `probe` accepted when offered) |
 //! | `/upgrade` | raw upgrade to `probe-echo`, echoing bytes until the peer closes |
+//! | `/ws-*`, `/upgrade-*` | WebSocket and upgrade handlers the cases steer (closing, failing, holding, flooding): see `probe/sessions.rs` |
+//! | `/meta/ANY` | same as `/meta` (any path below it, e.g. one that is not UTF-8) |
+//! | `/calls` | how many calls the probe received so far (this one included) |
+//! | `/hold?id=X` | a call that stays pending until `/release?id=X`; `/held?id=X` says `pending`, `completed` or `dropped` |
+//! | `/sleep?ms=N[&read]` | waits `N` ms without polling the body, then (with `read`) reads it |
+//! | `/body-info` | reports `is_end_stream`, `size_hint` before and after the first frame, and the frames |
+//! | `/gated?id=X` | sends `first`, then waits for `/release?id=X` before `second` |
+//! | `/zero-frames` | a body with empty data frames between non-empty ones |
+//! | `/bad-response?kind=K` | status 600, a bare 101, an invalid content-length, a reason phrase, an unknown extension |
+//! | `/set-cookie` | repeated `set-cookie` and `x-multi` fields |
+//! | `/trailers-then-data`, `/forbidden-trailers` | a data frame after the trailers; trailers with forbidden fields |
+//! | `/flood?id=X` | a large body that counts the chunks polled; `/flooded?id=X` reports the count |
+//! | `/watch-fail?id=X`, `/watch-short?id=X`, `/watch-upgrade?id=X` | like `/fail-after-head`, `/content-length?declared=10&actual=5`, `/upgrade`, with the `Disconnect` kept for `/outcome?id=X` |
+//! | `/early-hints` | two `103`s before the head, one attempt after it (reported in the body) |
+//! | `/exts` | which optional extensions the request carries; forwarded and transport peer/scheme |
+//! | `/lifespan` | the app's identity, the startup count, and the `ServerInfo` a [`ProbeLifespan`] received |
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt::Write as _;
@@ -31,12 +53,18 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
-use http::{HeaderMap, Method, Response, StatusCode};
+use http::{HeaderMap, Response, StatusCode};
 use http_body::{Frame, SizeHint};
 use rgi::upgrade::OnUpgrade;
 use rgi::ws::{AcceptOptions, Message, WebSocket, WebSocketUpgrade};
 use rgi::{App, Body, BodyError, BoxError, ConnectionInfo, Disconnect, MountPrefix, Request};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+mod lifespan;
+mod routes;
+mod sessions;
+
+pub use lifespan::{ProbeLifespan, STARTUP_FAILURE_MESSAGE, StartupFailure};
 
 /// How many `Disconnect` signals `/watch` keeps (oldest forgotten first).
 const WATCH_CAPACITY: usize = 1024;
@@ -46,6 +74,8 @@ const WATCH_CAPACITY: usize = 1024;
 pub struct Probe {
     watched: Mutex<(HashMap<String, Disconnect>, VecDeque<String>)>,
     shutdowns: AtomicUsize,
+    lab: routes::Lab,
+    sessions: sessions::Sessions,
 }
 
 /// What went wrong in a probe route (the server answers it per the spec).
@@ -197,6 +227,7 @@ impl App for Probe {
     type Error = ProbeError;
 
     async fn call(&self, mut req: Request) -> Result<Response<Body>, ProbeError> {
+        self.lab.called();
         let path = rgi::path::app_path(&req)
             .map(|p| String::from_utf8_lossy(&p).into_owned())
             .unwrap_or_default();
@@ -327,16 +358,20 @@ impl App for Probe {
                 },
                 None => text(StatusCode::BAD_REQUEST, "no upgrade offered\n".into()),
             },
-            _ if req.method() == Method::OPTIONS && req.uri() == "*" => {
-                text(StatusCode::OK, "options\n".into())
+            p if p.starts_with("/ws-") || p.starts_with("/upgrade-") => {
+                match self.sessions.route(p, req) {
+                    Some(response) => response,
+                    None => text(StatusCode::NOT_FOUND, "no such probe route\n".into()),
+                }
             }
-            _ => text(StatusCode::NOT_FOUND, "no such probe route\n".into()),
+            _ => self.more_routes(&path, req).await?,
         };
         Ok(response)
     }
 
     async fn shutdown(&self) {
         self.shutdowns.fetch_add(1, Ordering::SeqCst);
+        self.lab.shutdown().await;
     }
 }
 

@@ -59,6 +59,8 @@ pub struct WireResponse {
     pub interim: Vec<u16>,
     /// The final status code.
     pub status: u16,
+    /// The reason phrase of the final status line.
+    pub reason: String,
     /// The minor HTTP version of the status line (`1` for HTTP/1.1).
     pub minor_version: u8,
     /// The header fields, in wire order, names lowercased.
@@ -123,7 +125,10 @@ pub struct WireConn {
     stream: TcpStream,
     buffer: Vec<u8>,
     eof: bool,
+    interim_heads: Vec<Vec<(String, Vec<u8>)>>,
 }
+
+type Head = (u16, u8, Vec<(String, Vec<u8>)>, String);
 
 impl WireConn {
     /// Connects to `addr`.
@@ -136,6 +141,7 @@ impl WireConn {
             stream,
             buffer: Vec::new(),
             eof: false,
+            interim_heads: Vec::new(),
         })
     }
 
@@ -192,6 +198,99 @@ impl WireConn {
         Ok(self.read_head().await?.0)
     }
 
+    /// The header fields of the interim (`1xx`) responses read so far, in order.
+    pub fn interim_heads(&self) -> &[Vec<(String, Vec<u8>)>] {
+        &self.interim_heads
+    }
+
+    /// Reads the final response head (after any interim ones) and leaves the body unread, to
+    /// be read with [`read_chunk`](Self::read_chunk) or [`read_exact_raw`](Self::read_exact_raw).
+    pub async fn read_final_head(&mut self) -> Result<WireResponse, WireError> {
+        let mut interim = Vec::new();
+        loop {
+            let (status, minor_version, headers, reason) = self.read_head().await?;
+            if (100..200).contains(&status) && status != 101 {
+                interim.push(status);
+                self.interim_heads.push(headers);
+                continue;
+            }
+            return Ok(WireResponse {
+                interim,
+                status,
+                reason,
+                minor_version,
+                headers,
+                body: Vec::new(),
+                trailers: Vec::new(),
+                framing: Framing::None,
+            });
+        }
+    }
+
+    /// Reads the next chunk of a chunked body: `Some(data)`, or `None` for the last chunk
+    /// (whose trailer section is then consumed too).
+    pub async fn read_chunk(&mut self) -> Result<Option<Vec<u8>>, WireError> {
+        let line = self.read_line().await?.ok_or(WireError::Malformed(
+            "the connection closed mid-body".into(),
+        ))?;
+        let size_text = String::from_utf8_lossy(&line);
+        let size_text = size_text.split(';').next().unwrap_or("").trim().to_owned();
+        let size = usize::from_str_radix(&size_text, 16)
+            .map_err(|_| WireError::Malformed(format!("chunk size {size_text:?}")))?;
+        if size == 0 {
+            while let Some(line) = self.read_line().await? {
+                if line.is_empty() {
+                    break;
+                }
+            }
+            return Ok(None);
+        }
+        while self.buffer.len() < size + 2 {
+            if self.fill().await? == 0 {
+                return Err(WireError::Malformed(
+                    "the connection closed mid-chunk".into(),
+                ));
+            }
+        }
+        let data = self.buffer.drain(..size).collect();
+        self.buffer.drain(..2);
+        Ok(Some(data))
+    }
+
+    /// Writes as much of `bytes` as the server accepts within `limit`; returns how many bytes
+    /// were written (all of them, or fewer when the server stopped reading).
+    pub async fn send_within(&mut self, bytes: &[u8], limit: Duration) -> Result<usize, WireError> {
+        let deadline = tokio::time::Instant::now() + limit;
+        let mut written = 0;
+        while written < bytes.len() {
+            match tokio::time::timeout_at(deadline, self.stream.write(&bytes[written..])).await {
+                Err(_) => break,
+                Ok(Ok(0)) => break,
+                Ok(Ok(n)) => written += n,
+                Ok(Err(e)) => return Err(e.into()),
+            }
+        }
+        Ok(written)
+    }
+
+    /// Whether the server closes the connection within `limit` (reading and discarding what
+    /// it sends meanwhile).
+    pub async fn closes_within(&mut self, limit: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            self.buffer.clear();
+            let mut chunk = [0u8; 16 * 1024];
+            match tokio::time::timeout_at(deadline, self.stream.read(&mut chunk)).await {
+                Err(_) => return false,
+                Ok(Ok(0)) | Ok(Err(_)) => {
+                    self.eof = true;
+                    return true;
+                }
+                Ok(Ok(_)) => {}
+            }
+        }
+    }
+
     /// Reads exactly `n` raw bytes (after a protocol switch, for example).
     pub async fn read_exact_raw(&mut self, n: usize) -> Result<Vec<u8>, WireError> {
         while self.buffer.len() < n {
@@ -207,14 +306,16 @@ impl WireConn {
     pub async fn read_response(&mut self, method: &str) -> Result<WireResponse, WireError> {
         let mut interim = Vec::new();
         loop {
-            let (status, minor_version, headers) = self.read_head().await?;
+            let (status, minor_version, headers, reason) = self.read_head().await?;
             if (100..200).contains(&status) && status != 101 {
                 interim.push(status);
+                self.interim_heads.push(headers);
                 continue;
             }
             let mut response = WireResponse {
                 interim,
                 status,
+                reason,
                 minor_version,
                 headers,
                 body: Vec::new(),
@@ -226,7 +327,7 @@ impl WireConn {
         }
     }
 
-    async fn read_head(&mut self) -> Result<(u16, u8, Vec<(String, Vec<u8>)>), WireError> {
+    async fn read_head(&mut self) -> Result<Head, WireError> {
         loop {
             if let Some(end) = find(&self.buffer, b"\r\n\r\n") {
                 let head: Vec<u8> = self.buffer.drain(..end + 4).collect();
@@ -241,12 +342,13 @@ impl WireConn {
                 }
                 let status = parsed.code.unwrap_or(0);
                 let minor = parsed.version.unwrap_or(1);
+                let reason = parsed.reason.unwrap_or("").to_owned();
                 let headers = parsed
                     .headers
                     .iter()
                     .map(|h| (h.name.to_ascii_lowercase(), h.value.to_vec()))
                     .collect();
-                return Ok((status, minor, headers));
+                return Ok((status, minor, headers, reason));
             }
             if self.buffer.len() > MAX_HEAD {
                 return Err(WireError::Malformed("response head too large".into()));

@@ -205,7 +205,7 @@ pub(super) fn cases() -> Vec<ServerCase> {
     ]
 }
 
-async fn exchange(
+pub(super) async fn exchange(
     target: &Target,
     method: &str,
     bytes: &[u8],
@@ -221,13 +221,13 @@ async fn exchange(
     Ok((conn, response))
 }
 
-async fn get(target: &Target, path: &str) -> Result<WireResponse, String> {
+pub(super) async fn get(target: &Target, path: &str) -> Result<WireResponse, String> {
     let (_, response) =
         exchange(target, "GET", &request("GET", path, "HTTP/1.1", &[], None)).await?;
     Ok(response)
 }
 
-fn expect_status(response: &WireResponse, status: u16) -> Result<(), String> {
+pub(super) fn expect_status(response: &WireResponse, status: u16) -> Result<(), String> {
     check!(
         response.status == status,
         "expected status {status}, got {} with body {:?}",
@@ -591,7 +591,7 @@ async fn no_body_statuses(target: Target) -> Result<(), String> {
 /// not complete by its framing — except that with `truncated_to: Some(n)` a body cut to at most
 /// `n` bytes at its declared length is accepted (the most HTTP/1.1 can show of an over-long
 /// body). Either way the server must then close the connection instead of reusing it.
-async fn expect_abort(
+pub(super) async fn expect_abort(
     target: &Target,
     path: &str,
     truncated_to: Option<usize>,
@@ -822,14 +822,14 @@ async fn pipelining(target: Target) -> Result<(), String> {
     Ok(())
 }
 
-async fn outcome(target: &Target, id: &str) -> Result<String, String> {
+pub(super) async fn outcome(target: &Target, id: &str) -> Result<String, String> {
     Ok(get(target, &format!("/outcome?id={id}"))
         .await?
         .field("outcome")
         .unwrap_or_default())
 }
 
-fn unique(prefix: &str) -> String {
+pub(super) fn unique(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
     format!(
@@ -841,7 +841,7 @@ fn unique(prefix: &str) -> String {
 
 /// Polls `/outcome?id=ID` until it reads `want`; `pending` outcomes mean "not yet", any other
 /// is a failure. Settling follows the exchange asynchronously, hence the bounded polling.
-async fn wait_for_outcome(
+pub(super) async fn wait_for_outcome(
     target: &Target,
     id: &str,
     want: &str,
@@ -890,7 +890,11 @@ async fn disconnect_client_gone(target: Target) -> Result<(), String> {
     wait_for_outcome(&target, &id, "client-gone", &["active", "unknown"]).await
 }
 
-async fn rejected_and_closed(target: &Target, raw: &[u8], what: &str) -> Result<(), String> {
+pub(super) async fn rejected_and_closed(
+    target: &Target,
+    raw: &[u8],
+    what: &str,
+) -> Result<(), String> {
     let mut conn = WireConn::connect(target.addr)
         .await
         .map_err(|e| e.to_string())?;

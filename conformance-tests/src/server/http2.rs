@@ -56,9 +56,10 @@ pub(super) fn cases() -> Vec<ServerCase> {
     ]
 }
 
-type Sender = SendRequest<http_body_util::combinators::BoxBody<Bytes, std::convert::Infallible>>;
+pub(super) type Sender =
+    SendRequest<http_body_util::combinators::BoxBody<Bytes, std::convert::Infallible>>;
 
-async fn connect(target: &Target) -> Result<Sender, String> {
+pub(super) async fn connect(target: &Target) -> Result<Sender, String> {
     let stream = tokio::net::TcpStream::connect(target.addr)
         .await
         .map_err(|e| e.to_string())?;
@@ -70,7 +71,7 @@ async fn connect(target: &Target) -> Result<Sender, String> {
     Ok(sender)
 }
 
-fn get(
+pub(super) fn get(
     path: &str,
 ) -> Request<http_body_util::combinators::BoxBody<Bytes, std::convert::Infallible>> {
     let mut req = Request::new(Full::new(Bytes::new()).boxed());
@@ -81,7 +82,7 @@ fn get(
     req
 }
 
-async fn send(
+pub(super) async fn send(
     sender: &mut Sender,
     req: Request<http_body_util::combinators::BoxBody<Bytes, std::convert::Infallible>>,
 ) -> Result<(u16, Bytes, Option<HeaderMap>), String> {
@@ -99,7 +100,7 @@ async fn send(
     Ok((status, collected.to_bytes(), trailers))
 }
 
-fn field(body: &[u8], name: &str) -> Option<String> {
+pub(super) fn field(body: &[u8], name: &str) -> Option<String> {
     let prefix = format!("{name}: ");
     String::from_utf8_lossy(body)
         .lines()

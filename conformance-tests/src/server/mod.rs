@@ -1,8 +1,17 @@
 //! Server mode: drive a server that hosts the [`Probe`](crate::probe::Probe) over real sockets.
 
+mod exchange;
+mod flow;
+mod h2frames;
 mod http1;
 mod http2;
+pub(crate) mod lifecycle;
+pub(crate) mod limits;
+mod robustness;
+pub mod tls;
+mod upgrade;
 mod websocket;
+mod ws_h2;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -25,31 +34,46 @@ pub struct Target {
 /// The capability manifest: the optional features an implementation claims (`EXT-CAP-9`).
 ///
 /// Cases for features the manifest does not claim are reported as skipped, never as passed.
+/// A line `doc ID LOCATION` declares where the implementation documents a `checked-by: doc`
+/// duty (see [`crate::declare`]).
 #[derive(Debug, Clone)]
 pub struct Manifest {
     /// The claimed capabilities.
     pub capabilities: Capabilities,
+    /// The `doc ID LOCATION` declarations, in file order.
+    pub declarations: Vec<crate::declare::Declaration>,
 }
 
 impl Manifest {
-    /// A manifest claiming `capabilities`.
+    /// A manifest claiming `capabilities`, with no declarations.
     pub fn new(capabilities: Capabilities) -> Self {
-        Self { capabilities }
+        Self {
+            capabilities,
+            declarations: Vec::new(),
+        }
     }
 
-    /// Parses a manifest: capability names separated by commas, whitespace or new lines;
-    /// `#` starts a comment.
+    /// Parses a manifest: capability names separated by commas, whitespace or new lines, and
+    /// lines `doc ID LOCATION`; `#` starts a comment.
     pub fn parse(text: &str) -> Result<Self, UnknownCapability> {
         let mut capabilities = Capabilities::empty();
+        let mut declarations = Vec::new();
         for line in text.lines() {
             let line = line.split('#').next().unwrap_or("");
+            if let Some(declaration) = crate::declare::Declaration::parse_line(line) {
+                declarations.push(declaration.map_err(UnknownCapability)?);
+                continue;
+            }
             for name in line.split([',', ' ', '\t']).filter(|n| !n.is_empty()) {
                 let capability = Capability::from_name(name)
                     .ok_or_else(|| UnknownCapability(name.to_owned()))?;
                 capabilities.insert(capability);
             }
         }
-        Ok(Self { capabilities })
+        Ok(Self {
+            capabilities,
+            declarations,
+        })
     }
 }
 
@@ -121,14 +145,25 @@ impl ServerCase {
 pub fn cases() -> Vec<ServerCase> {
     let mut cases = http1::cases();
     cases.extend(http2::cases());
+    cases.extend(exchange::cases());
+    cases.extend(flow::cases());
+    cases.extend(robustness::cases());
     cases.extend(websocket::cases());
+    cases.extend(ws_h2::cases());
+    cases.extend(upgrade::cases());
     cases
 }
 
 /// Runs every case against `target`.
 pub async fn run(target: &Target) -> Report {
+    run_selected(target, |_| true).await
+}
+
+/// Runs the cases `select` accepts, in order, against `target` (the others are left out of the
+/// report): for example only those that cite one requirement ID.
+pub async fn run_selected(target: &Target, select: impl Fn(&ServerCase) -> bool) -> Report {
     let mut report = Report::new();
-    for case in cases() {
+    for case in cases().into_iter().filter(|case| select(case)) {
         let outcome = match case.needs {
             Some(capability) if !target.manifest.capabilities.contains(capability) => {
                 Outcome::Skipped(format!("capability `{capability}` not claimed"))
