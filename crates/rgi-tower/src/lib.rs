@@ -106,6 +106,20 @@
 //!   the service produced through hyper's handle carries a clone of that `OnUpgrade` in its
 //!   response extensions, the marker by which a server recognises its own compatibility
 //!   extension (`CORE-ERR-6`).
+//!
+//!   **Known limitation: shutdown.** Such a WebSocket is not one of the server's own sessions:
+//!   once hyper has handed the connection over, it belongs to the task axum spawned, not to the
+//!   server. rgi-server's WebSocket rules do not apply to it (its message limits and its
+//!   ping/idle handling), and at shutdown the server neither waits for it nor closes it with
+//!   `1001 Going Away` as it does with its native RGI sessions (`WS-CLOSE-7`, `SRV-SHUT-3`):
+//!   unless the application closes it, the client sees the TCP connection end without a close
+//!   frame when the process exits. An application that wants a clean close can do it itself
+//!   from its shutdown hook ([`TowerApp::on_shutdown`], [`TowerLifespan::on_shutdown`]), which
+//!   the server runs after the last request while those tasks still run: signal the socket
+//!   handlers (a `tokio::sync::watch`, say), have them send a close frame with code `1001`, and
+//!   wait for them, bounded — the `axum_app` example in `rgi-examples` does exactly this. Or
+//!   use RGI's own [`rgi::ws::WebSocketUpgrade`] (an RGI app nested in the router with
+//!   [`RgiService`]), whose sessions the server closes at the deadline.
 //! - **RGI → tower.** [`rgi::ws::WebSocketUpgrade`] is absent from the app's requests (the
 //!   capability is not offered, `EXT-CAP-1`): WebSockets in an RGI app need an RGI server in
 //!   RGI 0.1. Raw upgrades ([`rgi::upgrade::OnUpgrade`]) work with the crate feature `hyper`,
