@@ -159,6 +159,7 @@ fn requirements(strict: bool) -> ExitCode {
     cases.extend(server::tls::cases());
     cases.extend(rgi_conformance::spawn::case_ids());
     cases.extend(rgi_conformance::app::CASES);
+    cases.extend(rgi_conformance::app::MIDDLEWARE_CASES);
     cases.extend(interface::cases());
     cases.extend(declare::all_cases());
     let table = coverage::coverage(&requirements, &cases);
