@@ -326,10 +326,19 @@ where
         match result {
             Ok(frame) => Poll::Ready(Some(Ok(frame))),
             Err(reason) => {
-                tracing::error!(
-                    error = %crate::service::error_chain(&reason),
-                    "aborting the response"
-                );
+                match this.log.as_ref().map(|log| log.context()) {
+                    Some((method, path, connection)) => tracing::error!(
+                        %method,
+                        path,
+                        connection,
+                        error = %crate::service::error_chain(&reason),
+                        "aborting the response"
+                    ),
+                    None => tracing::error!(
+                        error = %crate::service::error_chain(&reason),
+                        "aborting the response"
+                    ),
+                }
                 *this.aborted = true;
                 *this.done = true;
                 this.inner.set(None);

@@ -125,11 +125,18 @@ pub(crate) struct ExchangeLog {
     version: Version,
     status: StatusCode,
     request_id: Option<HeaderValue>,
+    /// The connection's id (`HTTP-CONN-6`), so that failures can be correlated (`SRV-LOG-1`).
+    connection: u64,
     forced: tokio::sync::watch::Receiver<bool>,
     _active: ActiveGuard,
 }
 
 impl ExchangeLog {
+    /// The request's method, target and connection id, for failure logs (`SRV-LOG-1`).
+    pub(crate) fn context(&self) -> (&Method, &str, u64) {
+        (&self.method, &self.target, self.connection)
+    }
+
     /// Whether the server is cutting exchanges short (the graceful deadline passed).
     pub(crate) fn is_forced(&self) -> bool {
         *self.forced.borrow()
@@ -333,6 +340,7 @@ where
                 tracing::error!(
                     method = %finish.log.method,
                     path = %finish.log.target,
+                connection = finish.log.connection,
                     panic = %message,
                     "the application panicked before its response head"
                 );
@@ -414,6 +422,7 @@ fn error_response<A: App>(
             tracing::debug!(
                 method = %finish.log.method,
                 path = %finish.log.target,
+                connection = finish.log.connection,
                 "the client went away while the application read the body"
             );
             notifier.client_gone();
@@ -436,6 +445,7 @@ fn error_response<A: App>(
             tracing::info!(
                 method = %finish.log.method,
                 path = %finish.log.target,
+                connection = finish.log.connection,
                 error = %error_chain(error.as_ref()),
                 status = status.as_u16(),
                 "the application gave up on the request body"
@@ -446,6 +456,7 @@ fn error_response<A: App>(
             tracing::error!(
                 method = %finish.log.method,
                 path = %finish.log.target,
+                connection = finish.log.connection,
                 error = %error_chain(error.as_ref()),
                 "the application failed before its response head"
             );
@@ -479,6 +490,7 @@ fn finish_response<A: App>(
             tracing::warn!(
                 header = name.as_str(),
                 path = %finish.log.target,
+                connection = finish.log.connection,
                 "the application set a hop-by-hop header; the server removed it"
             );
             while response.headers_mut().remove(name).is_some() {}
@@ -575,6 +587,7 @@ fn finish_response<A: App>(
         tracing::error!(
             status = status.as_u16(),
             path = %finish.log.target,
+                connection = finish.log.connection,
             "the application returned a status the server cannot send as a final response \
              (an interim status, above 599, or an upgrade without an accept marker)"
         );
@@ -593,6 +606,7 @@ fn finish_response<A: App>(
     if unsendable {
         tracing::error!(
             path = %finish.log.target,
+                connection = finish.log.connection,
             "the application set a header value containing CR, LF or NUL"
         );
         return failure_response(finish, StatusCode::INTERNAL_SERVER_ERROR, notifier);
@@ -600,6 +614,7 @@ fn finish_response<A: App>(
     let Ok(declared) = declared_length(response.headers()) else {
         tracing::error!(
             path = %finish.log.target,
+                connection = finish.log.connection,
             "the application set an invalid Content-Length"
         );
         return failure_response(finish, StatusCode::INTERNAL_SERVER_ERROR, notifier);
@@ -784,6 +799,7 @@ pub(crate) fn serve_request<A: App>(
         version,
         status: StatusCode::OK,
         request_id: request_id.clone(),
+        connection: info.id(),
         forced: shared.tasks.force_signal(),
         _active: active,
     };
