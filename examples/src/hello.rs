@@ -92,20 +92,20 @@ async fn echo(req: Request) -> Result<Response<Body>, BodyError> {
     Ok(response)
 }
 
-/// A body whose first frame was already read.
-struct Prepend {
-    first: Option<Frame<Bytes>>,
-    rest: Body,
+/// A body whose first frame was already read (also used by the `axum_app` example).
+pub(crate) struct Prepend<B> {
+    pub(crate) first: Option<Frame<Bytes>>,
+    pub(crate) rest: B,
 }
 
-impl http_body::Body for Prepend {
+impl<B: http_body::Body<Data = Bytes> + Unpin> http_body::Body for Prepend<B> {
     type Data = Bytes;
-    type Error = BodyError;
+    type Error = B::Error;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
         if let Some(frame) = self.first.take() {
             return Poll::Ready(Some(Ok(frame)));
         }
