@@ -11,7 +11,7 @@ use rgi_server::{Config, Server};
 
 /// Requirements rgi-server still fails, each a bug described in
 /// conformance-tests/KNOWN-FAILURES.md; any other failure fails this test. The list may only shrink.
-const KNOWN_FAILURES: &[&str] = &["HTTP-RESP-1", "HTTP-TRAIL-3"];
+const KNOWN_FAILURES: &[&str] = &[];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rgi_server_passes_every_claimed_case() {

@@ -66,7 +66,7 @@ fn manifest() -> Manifest {
 
 /// Requirements rgi-server still fails when spawned, each a bug described in
 /// conformance-tests/KNOWN-FAILURES.md; any other failure fails this test. The list may only shrink.
-const KNOWN_FAILURES: &[&str] = &["SRV-LIMIT-8"];
+const KNOWN_FAILURES: &[&str] = &[];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rgi_server_passes_every_spawned_case() {

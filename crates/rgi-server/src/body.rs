@@ -156,6 +156,9 @@ pin_project_lite::pin_project! {
         held_trailers: Option<http::HeaderMap>,
         done: bool,
         aborted: bool,
+        // An abort held back for one poll, so that hyper flushes what it buffered (the head,
+        // earlier chunks) before it sees the error and closes (`HTTP-RESP-1`).
+        deferred: Option<AbortReason>,
         ended: AtomicBool,
         notifier: Option<DisconnectNotifier>,
         log: Option<ExchangeLog>,
@@ -208,6 +211,7 @@ impl<B> ResponseBody<B> {
             held_trailers: None,
             done: false,
             aborted: false,
+            deferred: None,
             ended: AtomicBool::new(false),
             notifier: Some(notifier),
             log,
@@ -230,6 +234,7 @@ impl<B> ResponseBody<B> {
             held_trailers: None,
             done: false,
             aborted: false,
+            deferred: None,
             ended: AtomicBool::new(false),
             notifier,
             log,
@@ -250,6 +255,9 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, AbortReason>>> {
         let mut this = self.project();
+        if let Some(reason) = this.deferred.take() {
+            return Poll::Ready(Some(Err(reason)));
+        }
         if *this.done || *this.no_body {
             *this.done = true;
             this.inner.set(None);
@@ -329,7 +337,7 @@ where
                 match this.log.as_ref().map(|log| log.context()) {
                     Some((method, path, connection)) => tracing::error!(
                         %method,
-                        path,
+                        %path,
                         connection,
                         error = %crate::service::error_chain(&reason),
                         "aborting the response"
@@ -342,12 +350,21 @@ where
                 *this.aborted = true;
                 *this.done = true;
                 this.inner.set(None);
-                Poll::Ready(Some(Err(reason)))
+                // hyper may hold the head and earlier chunks in its write buffer, and it closes
+                // the connection without flushing when the body fails: one `Pending` first
+                // lets it flush them, so the client sees the one head it is owed and the data
+                // sent so far before the abort.
+                *this.deferred = Some(reason);
+                cx.waker().wake_by_ref();
+                Poll::Pending
             }
         }
     }
 
     fn is_end_stream(&self) -> bool {
+        if self.deferred.is_some() {
+            return false;
+        }
         let end = self.done
             || self.no_body
             || match &self.inner {
@@ -366,6 +383,9 @@ where
     }
 
     fn size_hint(&self) -> SizeHint {
+        if self.deferred.is_some() {
+            return SizeHint::new();
+        }
         if self.no_body || self.done {
             return SizeHint::with_exact(0);
         }

@@ -11,57 +11,82 @@
 //! an upgrade, an oversized or unparsable head) switches it off: it then flags nothing, and
 //! hyper's own checks apply.
 
-use std::collections::VecDeque;
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-/// The verdicts of one connection: `true` for a request that must be rejected.
+/// The verdicts of one connection, one per request head the guard saw, taken in order by the
+/// service: whether the request must be rejected.
+///
+/// Requests are counted with atomics (no lock per request); only the rare condemned requests
+/// are kept in a locked list.
 #[derive(Debug, Default)]
 pub(crate) struct Verdicts {
-    inner: Mutex<VerdictQueue>,
-}
-
-#[derive(Debug, Default)]
-struct VerdictQueue {
-    queue: VecDeque<bool>,
-    /// How many verdicts were taken (the absolute index of `queue[0]`).
-    taken: u64,
+    /// How many request heads the guard saw.
+    seen: AtomicU64,
+    /// How many verdicts the service took.
+    taken: AtomicU64,
+    /// Whether `condemned` may hold anything (checked before taking the lock).
+    any_condemned: AtomicBool,
+    /// The indexes of the requests to reject that were not taken yet.
+    condemned: Mutex<Vec<u64>>,
 }
 
 impl Verdicts {
     /// Takes the verdict of the next request: whether it must be rejected.
     pub(crate) fn next_is_malformed(&self) -> bool {
-        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        match inner.queue.pop_front() {
-            Some(verdict) => {
-                inner.taken += 1;
-                verdict
-            }
-            None => false,
+        let seen = self.seen.load(Ordering::Acquire);
+        let Ok(index) = self
+            .taken
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |taken| {
+                (taken < seen).then_some(taken + 1)
+            })
+        else {
+            // A request the guard did not follow (it is switched off): nothing to say.
+            return false;
+        };
+        if !self.any_condemned.load(Ordering::Acquire) {
+            return false;
         }
+        let mut condemned = self
+            .condemned
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let before = condemned.len();
+        condemned.retain(|&i| i != index);
+        before != condemned.len()
+    }
+
+    /// Whether a request head the guard saw was not taken by the service yet: hyper holds
+    /// another request and will answer it next (pipelining).
+    pub(crate) fn has_untaken(&self) -> bool {
+        self.taken.load(Ordering::Acquire) < self.seen.load(Ordering::Acquire)
     }
 
     fn push(&self, malformed: bool) -> u64 {
-        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        inner.queue.push_back(malformed);
-        inner.taken + inner.queue.len() as u64 - 1
+        let index = self.seen.load(Ordering::Acquire);
+        if malformed {
+            self.condemn(index);
+        }
+        self.seen.store(index + 1, Ordering::Release);
+        index
     }
 
     /// Marks request `index` as malformed, if its verdict was not taken yet.
     fn condemn(&self, index: u64) {
-        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(offset) = index.checked_sub(inner.taken) {
-            if let Some(slot) = usize::try_from(offset)
-                .ok()
-                .and_then(|offset| inner.queue.get_mut(offset))
-            {
-                *slot = true;
-            }
+        if index < self.taken.load(Ordering::Acquire) {
+            return;
         }
+        let mut condemned = self
+            .condemned
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        condemned.push(index);
+        self.any_condemned.store(true, Ordering::Release);
     }
 }
 
@@ -101,6 +126,26 @@ impl Scanner {
         while !bytes.is_empty() {
             match self.state {
                 State::Off => return,
+                State::Head if self.head.is_empty() && !matches!(bytes[0], b'\r' | b'\n') => {
+                    // The common case: a whole head in this read. It is followed in place,
+                    // without copying it into the head buffer.
+                    match head_end(bytes) {
+                        Some(end) if end <= self.max_head => {
+                            let (head, rest) = bytes.split_at(end);
+                            self.head_done(head);
+                            bytes = rest;
+                        }
+                        _ => {
+                            let end = bytes.iter().position(|b| *b == b'\n');
+                            let line = end.map_or(bytes.len(), |end| end + 1);
+                            self.append_head(&bytes[..line]);
+                            bytes = &bytes[line..];
+                            if end.is_some() {
+                                self.head_line_done();
+                            }
+                        }
+                    }
+                }
                 State::Head => {
                     let Some(end) = bytes.iter().position(|b| *b == b'\n') else {
                         self.append_head(bytes);
@@ -161,8 +206,14 @@ impl Scanner {
         if !ends_head {
             return;
         }
+        // The buffer keeps its capacity for the next head (no allocation per request).
         let head = std::mem::take(&mut self.head);
         self.head_done(&head);
+        self.head = head;
+        self.head.clear();
+        if self.head.capacity() > KEPT_HEAD_CAPACITY {
+            self.head.shrink_to(KEPT_HEAD_CAPACITY);
+        }
     }
 
     fn head_done(&mut self, head: &[u8]) {
@@ -260,6 +311,24 @@ impl Scanner {
     }
 }
 
+/// The length of the head at the start of `bytes` (up to and including the empty line that
+/// ends it), if it is all there.
+fn head_end(bytes: &[u8]) -> Option<usize> {
+    let mut from = 0;
+    while let Some(offset) = bytes[from..].iter().position(|b| *b == b'\n') {
+        let newline = from + offset;
+        let next = &bytes[newline + 1..];
+        if next.starts_with(b"\r\n") {
+            return Some(newline + 3);
+        }
+        if next.starts_with(b"\n") {
+            return Some(newline + 2);
+        }
+        from = newline + 1;
+    }
+    None
+}
+
 fn end_of_size_line(size: u64) -> State {
     if size == 0 {
         State::Trailers(true)
@@ -284,6 +353,13 @@ fn trim(value: &[u8]) -> &[u8] {
         .map_or(start, |i| i + 1);
     &value[start..end.max(start)]
 }
+
+/// The head buffer capacity kept between requests: larger heads are rare, and an idle
+/// connection should not hold its largest head's buffer.
+const KEPT_HEAD_CAPACITY: usize = 1024;
+
+/// The most response bytes held back while hyper answers pipelined requests it already read.
+const COALESCE_LIMIT: usize = 64 * 1024;
 
 /// The HTTP/2 connection preface (RFC 9113 §3.4).
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -314,6 +390,9 @@ pin_project_lite::pin_project! {
         // Whether the end of input was already held back once.
         eof_deferred: bool,
         activity: Arc<crate::service::Activity>,
+        // Response bytes held back while hyper answers pipelined requests it already read,
+        // so that one write carries several responses (see `AsyncWrite` below).
+        held: Vec<u8>,
     }
 }
 
@@ -331,6 +410,7 @@ impl<Io> FramingGuard<Io> {
             activity,
             allowed,
             eof_deferred: false,
+            held: Vec::new(),
             sniffed: if allowed == Allowed::Both {
                 PREFACE.len()
             } else {
@@ -347,13 +427,21 @@ impl<Io> FramingGuard<Io> {
     }
 }
 
-impl<Io: AsyncRead> AsyncRead for FramingGuard<Io> {
+impl<Io: AsyncRead + AsyncWrite> AsyncRead for FramingGuard<Io> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let this = self.project();
+        let mut this = self.project();
+        if !this.held.is_empty() {
+            // hyper wants more input: whatever it answered so far goes out first, since the
+            // client may wait for it. A write that cannot finish now resumes at the next
+            // write or flush (its readiness wakes the task).
+            if let Poll::Ready(Err(error)) = drain(this.io.as_mut(), cx, this.held) {
+                return Poll::Ready(Err(error));
+            }
+        }
         let before = buf.filled().len();
         let result = this.io.poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = result {
@@ -404,21 +492,100 @@ impl<Io: AsyncRead> AsyncRead for FramingGuard<Io> {
     }
 }
 
+/// Writes `held` out, front first, until it is empty.
+fn drain<Io: AsyncWrite>(
+    mut io: Pin<&mut Io>,
+    cx: &mut Context<'_>,
+    held: &mut Vec<u8>,
+) -> Poll<io::Result<()>> {
+    while !held.is_empty() {
+        match io.as_mut().poll_write(cx, held) {
+            Poll::Ready(Ok(0)) => {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            Poll::Ready(Ok(n)) => {
+                held.drain(..n);
+            }
+            Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
+            Poll::Pending => return Poll::Pending,
+        }
+    }
+    Poll::Ready(Ok(()))
+}
+
+impl<Io> FramingGuard<Io> {
+    /// Whether hyper is answering pipelined requests: no request is in flight, and the
+    /// guard saw a request head the service has not taken yet, so hyper holds another
+    /// request and answers it before it does anything else. Its responses are then held back
+    /// and written together: one write for many responses, as with hyper's
+    /// `pipeline_flush` — which cannot be used, since it loses the `101` of an upgrade whose
+    /// client sent protocol bytes early (UPGRADE-RAW-5).
+    fn answering_pipelined(&self) -> bool {
+        self.scanner.verdicts.has_untaken() && self.activity.is_idle()
+    }
+}
+
+impl<Io: AsyncWrite> FramingGuard<Io> {
+    fn write_slices(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let total: usize = bufs.iter().map(|buf| buf.len()).sum();
+        let pipelined = total > 0 && self.answering_pipelined();
+        let mut this = self.project();
+        let fits = this.held.len() + total <= COALESCE_LIMIT;
+        if (pipelined || !this.held.is_empty()) && fits {
+            for buf in bufs {
+                this.held.extend_from_slice(buf);
+            }
+            if !pipelined {
+                // The last response of the batch: everything goes out in one write (what
+                // cannot be written now goes at the next write or flush).
+                if let Poll::Ready(Err(error)) = drain(this.io.as_mut(), cx, this.held) {
+                    return Poll::Ready(Err(error));
+                }
+            }
+            return Poll::Ready(Ok(total));
+        }
+        // Order is kept: held bytes always go before a write that does not fit with them.
+        if let Err(error) = std::task::ready!(drain(this.io.as_mut(), cx, this.held)) {
+            return Poll::Ready(Err(error));
+        }
+        this.io.poll_write_vectored(cx, bufs)
+    }
+}
+
+/// Writes pass through, except while hyper answers pipelined requests: those responses are
+/// held (up to [`COALESCE_LIMIT`] bytes) and written in one go with the last of them, or as
+/// soon as hyper waits for anything (reads, flushes while a request is in flight, shuts down).
 impl<Io: AsyncWrite> AsyncWrite for FramingGuard<Io> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.project().io.poll_write(cx, buf)
+        self.write_slices(cx, &[io::IoSlice::new(buf)])
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.project().io.poll_flush(cx)
+        if self.answering_pipelined() {
+            // hyper flushes after every response; the next one is already on its way.
+            return Poll::Ready(Ok(()));
+        }
+        let mut this = self.project();
+        if let Err(error) = std::task::ready!(drain(this.io.as_mut(), cx, this.held)) {
+            return Poll::Ready(Err(error));
+        }
+        this.io.poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.project().io.poll_shutdown(cx)
+        let mut this = self.project();
+        if let Err(error) = std::task::ready!(drain(this.io.as_mut(), cx, this.held)) {
+            return Poll::Ready(Err(error));
+        }
+        this.io.poll_shutdown(cx)
     }
 
     fn poll_write_vectored(
@@ -426,7 +593,7 @@ impl<Io: AsyncWrite> AsyncWrite for FramingGuard<Io> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        self.project().io.poll_write_vectored(cx, bufs)
+        self.write_slices(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -451,7 +618,7 @@ mod tests {
             scanner.feed(chunk);
         }
         let mut out = Vec::new();
-        while !verdicts.inner.lock().unwrap().queue.is_empty() {
+        while verdicts.has_untaken() {
             out.push(verdicts.next_is_malformed());
         }
         out

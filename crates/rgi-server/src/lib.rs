@@ -220,8 +220,8 @@
 //! of their own; they are listed here so that each can be checked against the code.
 //!
 //! - **Runtime** (`CORE-APP-6`): application futures, bodies and handlers are polled inside the
-//!   server's multi-threaded tokio runtime, so `tokio::spawn`, tokio timers and tokio I/O work in
-//!   application code.
+//!   server's tokio runtime (multi-threaded; `current_thread` with `--workers 1`), so
+//!   `tokio::spawn`, tokio timers and tokio I/O work in application code.
 //! - **Independence** (`CORE-APP-4`, `CORE-APP-5`): hyper calls the service as soon as a request
 //!   head is parsed, before any body byte; every connection is its own task and every HTTP/2
 //!   stream its own future, so a pending call holds up nothing else.
@@ -296,6 +296,7 @@ mod body;
 mod cli;
 mod config;
 mod framing;
+mod gate;
 mod logging;
 mod proxy;
 mod request_id;
@@ -355,11 +356,18 @@ pub fn run<L: rgi::Lifespan>(lifespan: L) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    // One worker runs on the current thread: the same single thread, without the
+    // work-stealing scheduler's cross-thread wake-ups (measured in BENCHMARKS.md).
+    let mut runtime = match cli.workers() {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(workers) => {
+            let mut runtime = tokio::runtime::Builder::new_multi_thread();
+            runtime.worker_threads(workers);
+            runtime
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
     runtime.enable_all();
-    if let Some(workers) = cli.workers() {
-        runtime.worker_threads(workers);
-    }
     let runtime = match runtime.build() {
         Ok(runtime) => runtime,
         Err(error) => {

@@ -20,6 +20,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::activation::{InheritedListeners, InheritedSocket, SharedInherited};
 use crate::config::{Config, ConfigError, HttpVersions};
 use crate::framing::{Allowed, FramingGuard};
+use crate::gate::Gate;
 use crate::service::{Activity, AppContext, CatchUnwind, ConnContext, serve_request};
 use crate::tls::TlsError;
 
@@ -112,11 +113,6 @@ pub(crate) struct Tasks {
 }
 
 impl Tasks {
-    /// The signal that turns true when the graceful deadline passed.
-    pub(crate) fn force_signal(&self) -> watch::Receiver<bool> {
-        self.force.clone()
-    }
-
     /// The signal that turns true at the graceful deadline, just before connections are cut:
     /// what the tasks of [`Tasks::spawn_closing_at_deadline`] watch.
     pub(crate) fn closing_signal(&self) -> watch::Receiver<bool> {
@@ -414,6 +410,9 @@ struct ConnShared {
     force: watch::Receiver<bool>,
 }
 
+/// hyper's HTTP/1 header count limit when none is set.
+const HYPER_DEFAULT_MAX_HEADERS: usize = 100;
+
 fn builder(config: &Config) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder = match config.http {
@@ -432,12 +431,16 @@ fn builder(config: &Config) -> auto::Builder<TokioExecutor> {
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(header_read_timeout)
-        .max_headers(config.max_headers.max(1))
         .max_buf_size(config.max_header_bytes.max(8192))
         // Not `pipeline_flush(true)`: hyper then skips the flush while request bytes are
         // buffered, and on an upgrade whose client sent protocol bytes with the request the
         // `101` head is never written (UPGRADE-RAW-3/-5).
         .keep_alive(true);
+    if config.max_headers != HYPER_DEFAULT_MAX_HEADERS {
+        // Only when it differs: with an explicit limit hyper initializes a header array of
+        // that size for every request head; its default uses an uninitialized one.
+        builder.http1().max_headers(config.max_headers.max(1));
+    }
     builder
         .http2()
         .timer(TokioTimer::new())
@@ -822,7 +825,7 @@ fn spawn_connection<A, Io>(
                 shared: shared.clone(),
                 info,
                 trust_proxy,
-                activity: Activity::new(),
+                activity: Activity::new(conns.force.clone()),
                 verdicts: Arc::default(),
             })
         };
@@ -875,6 +878,12 @@ where
     let mut graceful = conns.graceful.clone();
     let mut force = conns.force.clone();
     let mut closing = false;
+    // When an idle connection was asked to close: the peer gets one more idle timeout to let
+    // it (an HTTP/2 peer must acknowledge the GOAWAY's PING), then it is dropped (`SRV-LIMIT-8`).
+    let mut idle_close_deadline = None;
+    // The timers and shutdown signals are polled only when one of them fired (not on every
+    // read and write of the connection).
+    let gate = Gate::new();
     loop {
         let idle_deadline = conns.keep_alive_timeout.map(|timeout| {
             let base = if ctx.activity.is_idle() {
@@ -884,22 +893,46 @@ where
             };
             deadline(base, timeout)
         });
-        tokio::select! {
-            result = conn.as_mut() => {
-                if let Err(error) = result {
+        let saw_bytes = ctx.activity.saw_bytes.load(Ordering::Acquire);
+        let (draining, close_deadline) = (closing, idle_close_deadline);
+        let control = async {
+            tokio::select! {
+                _ = graceful.wait_for(|shutting_down| *shutting_down), if !draining => {
+                    Event::Drain
+                }
+                _ = force.wait_for(|forced| *forced) => Event::Force,
+                () = tokio::time::sleep_until(first_byte_deadline), if !saw_bytes => {
+                    Event::FirstByteDeadline
+                }
+                () = sleep_until(close_deadline), if close_deadline.is_some() => {
+                    Event::IdleCloseDeadline
+                }
+                () = sleep_until(idle_deadline), if !draining => Event::IdleDeadline,
+            }
+        };
+        let mut control = std::pin::pin!(control);
+        gate.open();
+        let event = std::future::poll_fn(|cx| {
+            if let std::task::Poll::Ready(result) = conn.as_mut().poll(cx) {
+                return std::task::Poll::Ready(Event::Ended(result.err()));
+            }
+            gate.poll(cx, |cx| control.as_mut().poll(cx))
+        })
+        .await;
+        match event {
+            Event::Ended(error) => {
+                if let Some(error) = error {
                     tracing::debug!(connection = ctx.info.id(), %error, "connection ended with an error");
                 }
                 break;
             }
-            _ = graceful.wait_for(|shutting_down| *shutting_down), if !closing => {
+            Event::Drain => {
                 conn.as_mut().graceful_shutdown();
                 closing = true;
             }
-            _ = force.wait_for(|forced| *forced) => break,
-            () = tokio::time::sleep_until(first_byte_deadline),
-                if !ctx.activity.saw_bytes.load(Ordering::Acquire) =>
-            {
-                // The guard is evaluated when the select starts: check again.
+            Event::Force => break,
+            Event::FirstByteDeadline => {
+                // The flag was read when the select started: check again.
                 if !ctx.activity.saw_bytes.load(Ordering::Acquire) {
                     tracing::debug!(
                         connection = ctx.info.id(),
@@ -908,18 +941,52 @@ where
                     break;
                 }
             }
-            () = sleep_until(idle_deadline), if !closing => {
+            Event::IdleCloseDeadline => {
+                if ctx.activity.is_idle() {
+                    tracing::debug!(
+                        connection = ctx.info.id(),
+                        "dropping an idle connection that did not close when asked"
+                    );
+                    break;
+                }
+                // A stream the peer opened before the GOAWAY is still running: let it finish.
+                idle_close_deadline = conns
+                    .keep_alive_timeout
+                    .map(|timeout| deadline(std::time::Instant::now(), timeout));
+            }
+            Event::IdleDeadline => {
                 let idle_for = ctx.activity.last().elapsed();
                 if ctx.activity.is_idle()
-                    && conns.keep_alive_timeout.is_some_and(|timeout| idle_for >= timeout)
+                    && conns
+                        .keep_alive_timeout
+                        .is_some_and(|timeout| idle_for >= timeout)
                 {
                     tracing::debug!(connection = ctx.info.id(), "closing an idle connection");
                     conn.as_mut().graceful_shutdown();
                     closing = true;
+                    idle_close_deadline = conns
+                        .keep_alive_timeout
+                        .map(|timeout| deadline(std::time::Instant::now(), timeout));
                 }
             }
         }
     }
+}
+
+/// What ended one turn of a connection's [`drive`] loop.
+enum Event {
+    /// hyper finished the connection (with the error, if any).
+    Ended(Option<Box<dyn std::error::Error + Send + Sync>>),
+    /// Graceful shutdown began.
+    Drain,
+    /// The graceful deadline passed.
+    Force,
+    /// No byte arrived within the header read timeout.
+    FirstByteDeadline,
+    /// An idle connection asked to close did not.
+    IdleCloseDeadline,
+    /// The idle timeout may have passed.
+    IdleDeadline,
 }
 
 /// `base + timeout`, or a deadline decades away when a huge timeout would overflow.

@@ -49,6 +49,8 @@ pub(crate) struct AppContext<A> {
 #[derive(Debug)]
 pub(crate) struct Activity {
     origin: Instant,
+    /// Set once the server cuts exchanges short (the graceful deadline passed).
+    force: tokio::sync::watch::Receiver<bool>,
     /// Whether the client sent any byte yet.
     pub(crate) saw_bytes: std::sync::atomic::AtomicBool,
     in_flight: AtomicUsize,
@@ -56,9 +58,10 @@ pub(crate) struct Activity {
 }
 
 impl Activity {
-    pub(crate) fn new() -> Arc<Self> {
+    pub(crate) fn new(force: tokio::sync::watch::Receiver<bool>) -> Arc<Self> {
         Arc::new(Self {
             origin: Instant::now(),
+            force,
             saw_bytes: std::sync::atomic::AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
             last_millis: AtomicU64::new(0),
@@ -68,6 +71,13 @@ impl Activity {
     fn touch(&self) {
         let millis = u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX);
         self.last_millis.store(millis, Ordering::Release);
+    }
+
+    /// Whether the server is cutting exchanges short (the graceful deadline passed). The
+    /// signal only ever changes from `false` to `true`, and this receiver never marks a value
+    /// seen: a change is the force (an atomic load, no lock).
+    pub(crate) fn is_forced(&self) -> bool {
+        self.force.has_changed().unwrap_or(false) && *self.force.borrow()
     }
 
     /// When the connection started.
@@ -86,8 +96,9 @@ impl Activity {
     }
 
     fn begin(self: &Arc<Self>) -> ActiveGuard {
+        // No clock read here: a connection with a request in flight is never idle, and the
+        // end of the request records the time.
         self.in_flight.fetch_add(1, Ordering::AcqRel);
-        self.touch();
         ActiveGuard(self.clone())
     }
 }
@@ -114,51 +125,74 @@ pub(crate) struct ConnContext<A> {
     pub(crate) verdicts: Arc<crate::framing::Verdicts>,
 }
 
+/// The request target as logs show it: the path and query, or the whole target when it has
+/// none (authority form). Holding the `Uri` costs a reference count, not a copy.
+#[derive(Debug)]
+pub(crate) struct LogTarget(http::Uri);
+
+impl std::fmt::Display for LogTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.path_and_query() {
+            Some(pq) => f.write_str(pq.as_str()),
+            None => write!(f, "{}", self.0),
+        }
+    }
+}
+
+/// What only the access log line needs: built only when the access log is on.
+#[derive(Debug)]
+struct AccessLine {
+    start: Instant,
+    client: rgi::SocketAddress,
+}
+
 /// What the access log line of one exchange says; it also marks the request as in flight.
 #[derive(Debug)]
 pub(crate) struct ExchangeLog {
-    enabled: bool,
-    start: Instant,
-    client: String,
+    line: Option<AccessLine>,
     method: Method,
-    target: String,
+    target: LogTarget,
     version: Version,
     status: StatusCode,
     request_id: Option<HeaderValue>,
     /// The connection's id (`HTTP-CONN-6`), so that failures can be correlated (`SRV-LOG-1`).
     connection: u64,
-    forced: tokio::sync::watch::Receiver<bool>,
     _active: ActiveGuard,
 }
 
 impl ExchangeLog {
     /// The request's method, target and connection id, for failure logs (`SRV-LOG-1`).
-    pub(crate) fn context(&self) -> (&Method, &str, u64) {
+    pub(crate) fn context(&self) -> (&Method, &LogTarget, u64) {
         (&self.method, &self.target, self.connection)
     }
 
     /// Whether the server is cutting exchanges short (the graceful deadline passed).
     pub(crate) fn is_forced(&self) -> bool {
-        *self.forced.borrow()
+        self._active.0.is_forced()
     }
 
     /// Writes the access log line.
     pub(crate) fn finish(self, bytes: u64, outcome: &str) {
-        if let (true, Some(request_id)) = (self.enabled, &self.request_id) {
+        let Some(line) = &self.line else {
+            return;
+        };
+        let client = &line.client;
+        let start = line.start;
+        if let Some(request_id) = &self.request_id {
             let request_id = String::from_utf8_lossy(request_id.as_bytes());
             tracing::info!(
                 target: "rgi_server::access",
-                client = %self.client,
+                client = %client,
                 method = %self.method,
                 path = %self.target,
                 version = ?self.version,
                 status = self.status.as_u16(),
                 bytes,
-                duration_ms = self.start.elapsed().as_secs_f64() * 1000.0,
+                duration_ms = start.elapsed().as_secs_f64() * 1000.0,
                 outcome,
                 request_id = %request_id,
                 "{} \"{} {} {:?}\" {} {} {}",
-                self.client,
+                client,
                 self.method,
                 self.target,
                 self.version,
@@ -166,19 +200,19 @@ impl ExchangeLog {
                 bytes,
                 request_id,
             );
-        } else if self.enabled {
+        } else {
             tracing::info!(
                 target: "rgi_server::access",
-                client = %self.client,
+                client = %client,
                 method = %self.method,
                 path = %self.target,
                 version = ?self.version,
                 status = self.status.as_u16(),
                 bytes,
-                duration_ms = self.start.elapsed().as_secs_f64() * 1000.0,
+                duration_ms = start.elapsed().as_secs_f64() * 1000.0,
                 outcome,
                 "{} \"{} {} {:?}\" {} {}",
-                self.client,
+                client,
                 self.method,
                 self.target,
                 self.version,
@@ -482,7 +516,15 @@ fn finish_response<A: App>(
     }
     // RFC 9110 §15.5.22: a `426` lists the protocols to switch to in `upgrade` (`HTTP-RESP-5`).
     let keep_upgrade = status == StatusCode::UPGRADE_REQUIRED && finish.version < Version::HTTP_2;
-    for name in &rgi::fields::CONNECTION_SPECIFIC {
+    // One pass over the (few) response fields first: the removals below hash every name.
+    let hop_by_hop = response
+        .headers()
+        .keys()
+        .any(|name| rgi::fields::CONNECTION_SPECIFIC.contains(name));
+    for name in rgi::fields::CONNECTION_SPECIFIC
+        .iter()
+        .filter(|_| hop_by_hop)
+    {
         if keep_upgrade && name == header::UPGRADE {
             continue;
         }
@@ -736,13 +778,7 @@ fn malformed_head(parts: &http::request::Parts) -> bool {
         (None, _) if parts.version == Version::HTTP_11 => return true,
         (Some(_), Some(_)) => return true,
         // An empty value is allowed; anything else must be a valid authority (host[:port]).
-        (Some(host), None) if !host.is_empty() => {
-            let valid = http::uri::Authority::try_from(host.as_bytes())
-                .is_ok_and(|authority| !authority.as_str().contains('@'));
-            if !valid {
-                return true;
-            }
-        }
+        (Some(host), None) if !host.is_empty() && !valid_host(host.as_bytes()) => return true,
         _ => {}
     }
     let uri = &parts.uri;
@@ -754,6 +790,44 @@ fn malformed_head(parts: &http::request::Parts) -> bool {
     }
     let authority_form = uri.scheme().is_none() && uri.authority().is_some();
     authority_form != (parts.method == Method::CONNECT)
+}
+
+/// Whether a `host` value is `uri-host [ ":" port ]` (RFC 9110 §7.2, RFC 3986 §3.2.2): an
+/// IP literal in brackets, or a name of unreserved, sub-delim and percent characters (which
+/// covers IPv4 addresses); the port is digits. Checked in place, without allocating.
+fn valid_host(value: &[u8]) -> bool {
+    let port = if let Some(rest) = value.strip_prefix(b"[") {
+        let Some(end) = rest.iter().position(|&b| b == b']') else {
+            return false;
+        };
+        let literal = &rest[..end];
+        let literal_ok = !literal.is_empty()
+            && literal
+                .iter()
+                .all(|&b| b.is_ascii_hexdigit() || matches!(b, b':' | b'.'));
+        if !literal_ok {
+            return false;
+        }
+        match &rest[end + 1..] {
+            [] => return true,
+            [b':', port @ ..] => port,
+            _ => return false,
+        }
+    } else {
+        let (name, port) = match value.iter().position(|&b| b == b':') {
+            Some(colon) => (&value[..colon], &value[colon + 1..]),
+            None => (value, &[][..]),
+        };
+        let name_ok = !name.is_empty()
+            && name
+                .iter()
+                .all(|&b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%".contains(&b));
+        if !name_ok {
+            return false;
+        }
+        port
+    };
+    port.iter().all(u8::is_ascii_digit)
 }
 
 /// Handles one request of a connection: the function hyper's service calls.
@@ -769,10 +843,6 @@ pub(crate) fn serve_request<A: App>(
     let ambiguous_framing = version < Version::HTTP_2 && conn.verdicts.next_is_malformed();
     let head = parts.method == Method::HEAD;
     let is_connect = parts.method == Method::CONNECT;
-    let target = match parts.uri.path_and_query() {
-        Some(pq) => pq.as_str().to_owned(),
-        None => parts.uri.to_string(),
-    };
 
     // The request ID replaces whatever the client sent unless the peer is a trusted proxy; the
     // application sees it as the request's `x-request-id` field.
@@ -791,16 +861,16 @@ pub(crate) fn serve_request<A: App>(
     }
 
     let log = ExchangeLog {
-        enabled: shared.access_log,
-        start: Instant::now(),
-        client: info.peer().to_string(),
+        line: shared.access_log.then(|| AccessLine {
+            start: Instant::now(),
+            client: info.peer().clone(),
+        }),
         method: parts.method.clone(),
-        target,
+        target: LogTarget(parts.uri.clone()),
         version,
         status: StatusCode::OK,
         request_id: request_id.clone(),
         connection: info.id(),
-        forced: shared.tasks.force_signal(),
         _active: active,
     };
     let (disconnect, notifier) = Disconnect::pair();
@@ -931,5 +1001,42 @@ pub(crate) fn serve_request<A: App>(
             log,
         }),
         call: Some(CatchUnwind::new(call)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_host;
+
+    /// SRV-LIMIT-1: `host` must be one valid `host[:port]`.
+    #[test]
+    fn host_values() {
+        for good in [
+            &b"example.com"[..],
+            b"example.com:8080",
+            b"127.0.0.1",
+            b"127.0.0.1:80",
+            b"[::1]",
+            b"[::1]:443",
+            b"xn--bcher-kva.example",
+            b"a%20b",
+            b"a:",
+        ] {
+            assert!(valid_host(good), "{:?}", String::from_utf8_lossy(good));
+        }
+        for bad in [
+            &b"user@example.com"[..],
+            b"a b",
+            b"example.com:80x",
+            b"[::1",
+            b"[::1]x",
+            b"[]",
+            b"::1",
+            b":80",
+            b"a/b",
+            b"a:1:2",
+        ] {
+            assert!(!valid_host(bad), "{:?}", String::from_utf8_lossy(bad));
+        }
     }
 }

@@ -532,3 +532,45 @@ async fn reason_phrase_is_the_servers() {
     assert!(!text.contains("Totally Fine"), "{text}");
     stop(server).await;
 }
+
+/// HTTP-RESP-10: pipelined requests are answered in order, all of them, when the server
+/// writes several responses at once; a request hyper rejects in the middle of the batch still
+/// gets every earlier response first, then its own `400`.
+#[tokio::test]
+async fn pipelined_batches_are_answered_in_order() {
+    let server = start(config(), Probe::default()).await;
+    let addr = server.local_addrs()[0];
+    let mut batch = Vec::new();
+    for i in 0..40 {
+        batch.extend_from_slice(format!("GET /meta?n={i} HTTP/1.1\r\nHost: a\r\n\r\n").as_bytes());
+    }
+    batch.extend_from_slice(b"GET /meta?n=last HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+    let reply = raw(addr, &batch).await;
+    let text = String::from_utf8_lossy(&reply);
+    let mut at = 0;
+    for i in (0..40).map(|i| i.to_string()).chain(["last".to_owned()]) {
+        let needle = format!("uri: /meta?n={i}\n");
+        let found = text[at..]
+            .find(&needle)
+            .unwrap_or_else(|| panic!("response {i} missing or out of order: {text}"));
+        at += found + needle.len();
+    }
+    assert_eq!(text.matches("HTTP/1.1 200 OK").count(), 41, "{text}");
+
+    // A head hyper cannot parse, after two good ones: both answers, then the 400.
+    let mut batch = Vec::new();
+    batch.extend_from_slice(b"GET /meta?n=1 HTTP/1.1\r\nHost: a\r\n\r\n");
+    batch.extend_from_slice(b"GET /meta?n=2 HTTP/1.1\r\nHost: a\r\n\r\n");
+    batch.extend_from_slice(b"GET /meta?n=3 HTTP/1.1\r\nHost: a\r\nBad Header: x\r\n\r\n");
+    let reply = raw(addr, &batch).await;
+    let text = String::from_utf8_lossy(&reply);
+    let first = text.find("uri: /meta?n=1\n").expect("first response");
+    let second = text.find("uri: /meta?n=2\n").expect("second response");
+    let rejected = text.find("HTTP/1.1 400").expect("the bad head's 400");
+    assert!(first < second && second < rejected, "{text}");
+    assert!(
+        !text.contains("n=3"),
+        "the bad request reached the app: {text}"
+    );
+    stop(server).await;
+}

@@ -53,6 +53,8 @@ pub struct Body {
     checked: bool,
     /// The size hint taken when the body was built (the boxed body is behind a `SyncWrapper`).
     hint: SizeHint,
+    /// Whether the trailers frame was yielded: only the end may follow (`HTTP-TRAIL-1`).
+    after_trailers: bool,
     done: bool,
 }
 
@@ -71,6 +73,7 @@ impl Body {
             received: 0,
             checked: false,
             hint: SizeHint::with_exact(0),
+            after_trailers: false,
             done: true,
         }
     }
@@ -101,6 +104,7 @@ impl Body {
             received: 0,
             checked: false,
             hint,
+            after_trailers: false,
             done,
         }
     }
@@ -212,6 +216,13 @@ impl Body {
             Kind::Boxed(inner) => inner.get_mut().as_mut().poll_frame(cx),
         };
         match polled {
+            Poll::Ready(Some(Ok(_))) if this.after_trailers => {
+                // HTTP-TRAIL-1, HTTP-TRAIL-3: a frame after the trailers is the wrapped body's
+                // bug; it is reported, never sent and never silently dropped.
+                this.done = true;
+                this.kind = Kind::Empty;
+                Poll::Ready(Some(Err(BodyError::FrameAfterTrailers)))
+            }
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     this.received += data.len() as u64;
@@ -225,10 +236,9 @@ impl Body {
                         }
                     }
                 } else {
-                    // Trailers are the last frame (HTTP-TRAIL-1): the body ends here, whatever
-                    // the wrapped body would yield next.
-                    this.done = true;
-                    this.kind = Kind::Empty;
+                    // Trailers are the last frame (HTTP-TRAIL-1): the next poll must see the
+                    // wrapped body's end, or it yields `BodyError::FrameAfterTrailers`.
+                    this.after_trailers = true;
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
@@ -323,6 +333,7 @@ impl From<Bytes> for Body {
             received: 0,
             checked: false,
             hint: SizeHint::with_exact(len),
+            after_trailers: false,
             done: false,
         }
     }
@@ -406,6 +417,10 @@ pub enum BodyError {
     /// The body's framing on the wire was malformed (for example a bad chunk size).
     #[error("malformed body framing: {0}")]
     Protocol(#[source] BoxError),
+    /// The wrapped body yielded a frame after its trailers frame (`HTTP-TRAIL-1`); a server
+    /// aborts a response body that does this (`HTTP-TRAIL-3`).
+    #[error("the body yielded a frame after its trailers")]
+    FrameAfterTrailers,
     /// Any other failure of the underlying body.
     #[error(transparent)]
     Other(BoxError),
@@ -427,7 +442,7 @@ impl BodyError {
             BodyError::LengthLimitExceeded { .. } => Some(StatusCode::PAYLOAD_TOO_LARGE),
             BodyError::TimedOut => Some(StatusCode::REQUEST_TIMEOUT),
             BodyError::Protocol(_) => Some(StatusCode::BAD_REQUEST),
-            BodyError::Disconnected | BodyError::Other(_) => None,
+            BodyError::Disconnected | BodyError::FrameAfterTrailers | BodyError::Other(_) => None,
         }
     }
 

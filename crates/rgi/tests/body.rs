@@ -211,9 +211,10 @@ fn body_is_send_and_sync() {
     assert_send_sync::<rgi::Request>();
 }
 
-/// HTTP-TRAIL-1: nothing follows the trailers frame, whatever the wrapped body yields.
+/// HTTP-TRAIL-1, HTTP-TRAIL-3: a frame after the trailers frame is never yielded: the body
+/// reports it as an error (so a server aborts the response) and then ends.
 #[test]
-fn body_ends_after_trailers() {
+fn frame_after_trailers_is_an_error() {
     let (mut body, polls) = scripted(
         vec![
             data("a"),
@@ -224,7 +225,21 @@ fn body_ends_after_trailers() {
     );
     assert!(block_on(body.frame()).unwrap().unwrap().is_data());
     assert!(block_on(body.frame()).unwrap().unwrap().is_trailers());
+    assert!(matches!(
+        block_on(body.frame()),
+        Some(Err(BodyError::FrameAfterTrailers))
+    ));
     assert!(block_on(body.frame()).is_none());
     assert!(body.is_end_stream());
-    assert_eq!(polls.load(std::sync::atomic::Ordering::SeqCst), 2);
+    assert_eq!(polls.load(std::sync::atomic::Ordering::SeqCst), 3);
+}
+
+/// HTTP-TRAIL-1: a body whose trailers are followed by its end ends cleanly.
+#[test]
+fn body_ends_after_trailers() {
+    let (mut body, _polls) = scripted(vec![data("a"), Ok(Frame::trailers(HeaderMap::new()))], None);
+    assert!(block_on(body.frame()).unwrap().unwrap().is_data());
+    assert!(block_on(body.frame()).unwrap().unwrap().is_trailers());
+    assert!(block_on(body.frame()).is_none());
+    assert!(body.is_end_stream());
 }
