@@ -361,12 +361,15 @@ const KEPT_HEAD_CAPACITY: usize = 1024;
 /// The most response bytes held back while hyper answers pipelined requests it already read.
 const COALESCE_LIMIT: usize = 64 * 1024;
 
-/// The HTTP/2 connection preface (RFC 9113 §3.4).
-const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+/// How many flushes in a row may be put off while the last pipelined request is in flight.
+const MAX_FLUSHES_PUT_OFF: u8 = 4;
 
-/// Which protocols a connection may speak. hyper-util's `auto` builder ignores its
-/// `http1_only`/`http2_only` switches when serving with upgrades, so the guard enforces them
-/// on the first bytes of the connection.
+/// The HTTP/2 connection preface (RFC 9113 §3.4).
+pub(crate) const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Which protocols a connection may speak (`--http`). The guard enforces it on the first
+/// bytes of the connection: a `*-only` server serves its one protocol without looking, and a
+/// client speaking the other is refused here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Allowed {
     /// HTTP/1.x and HTTP/2.
@@ -393,13 +396,20 @@ pin_project_lite::pin_project! {
         // Response bytes held back while hyper answers pipelined requests it already read,
         // so that one write carries several responses (see `AsyncWrite` below).
         held: Vec<u8>,
+        // How many flushes of held bytes were put off in a row (see `poll_flush`).
+        flushes_put_off: u8,
+        // The connection's first bytes, read to choose the protocol: replayed first.
+        prefix: crate::protocol::Prefix,
+        prefix_pos: usize,
     }
 }
 
 impl<Io> FramingGuard<Io> {
-    /// Guards `io`; heads longer than `max_head` switch the guard off (hyper answers `431`).
+    /// Guards `io`, whose first bytes `prefix` were already read; heads longer than
+    /// `max_head` switch the guard off (hyper answers `431`).
     pub(crate) fn new(
         io: Io,
+        prefix: crate::protocol::Prefix,
         max_head: usize,
         verdicts: Arc<Verdicts>,
         allowed: Allowed,
@@ -411,6 +421,9 @@ impl<Io> FramingGuard<Io> {
             allowed,
             eof_deferred: false,
             held: Vec::new(),
+            flushes_put_off: 0,
+            prefix,
+            prefix_pos: 0,
             sniffed: if allowed == Allowed::Both {
                 PREFACE.len()
             } else {
@@ -434,16 +447,30 @@ impl<Io: AsyncRead + AsyncWrite> AsyncRead for FramingGuard<Io> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let mut this = self.project();
-        if !this.held.is_empty() {
-            // hyper wants more input: whatever it answered so far goes out first, since the
-            // client may wait for it. A write that cannot finish now resumes at the next
-            // write or flush (its readiness wakes the task).
+        let before = buf.filled().len();
+        let result = if *this.prefix_pos < this.prefix.len {
+            let rest = &this.prefix.bytes[*this.prefix_pos..this.prefix.len];
+            let n = rest.len().min(buf.remaining());
+            buf.put_slice(&rest[..n]);
+            *this.prefix_pos += n;
+            if buf.remaining() > 0 {
+                // The bytes that follow, in the same read: hyper then sees the first head
+                // whole, and does not grow its read buffer for the few replayed bytes. An
+                // error or the end of input shows at the next read.
+                let _ = this.io.as_mut().poll_read(cx, buf);
+            }
+            Poll::Ready(Ok(()))
+        } else {
+            this.io.as_mut().poll_read(cx, buf)
+        };
+        if result.is_pending() && !this.held.is_empty() && this.activity.is_idle() {
+            // hyper waits for input with no request in flight: whatever it answered so far
+            // goes out now, since the client may wait for it. A write that cannot finish now
+            // resumes at the next write or flush (its readiness wakes the task).
             if let Poll::Ready(Err(error)) = drain(this.io.as_mut(), cx, this.held) {
                 return Poll::Ready(Err(error));
             }
         }
-        let before = buf.filled().len();
-        let result = this.io.poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = result {
             if buf.filled().len() == before && buf.remaining() > 0 && !*this.eof_deferred {
                 // The end of input. A client that sends a request and closes at once would
@@ -574,6 +601,15 @@ impl<Io: AsyncWrite> AsyncWrite for FramingGuard<Io> {
             return Poll::Ready(Ok(()));
         }
         let mut this = self.project();
+        if !this.held.is_empty() && *this.flushes_put_off < MAX_FLUSHES_PUT_OFF {
+            // The last request of the batch is in flight: its response usually follows
+            // within a poll or two, and goes out with the held ones. Put the flush off a few
+            // times; the wake-up makes sure a slow response cannot keep the others waiting.
+            *this.flushes_put_off += 1;
+            cx.waker().wake_by_ref();
+            return Poll::Ready(Ok(()));
+        }
+        *this.flushes_put_off = 0;
         if let Err(error) = std::task::ready!(drain(this.io.as_mut(), cx, this.held)) {
             return Poll::Ready(Err(error));
         }

@@ -138,8 +138,9 @@
 //!   backlog 1024), one accept loop per listener. A semaphore of `max_connections` permits is
 //!   acquired **before** `accept`, so excess connections wait in the kernel's backlog. Each
 //!   connection runs in its own task: optional TLS handshake (bounded by the header read
-//!   timeout), then hyper-util's `auto::Builder` (HTTP/1 and HTTP/2 on one socket, h2c by prior
-//!   knowledge) with `serve_connection_with_upgrades`. hyper's `TokioTimer` is installed so the
+//!   timeout), then `protocol`: the first bytes (up to the 24 of HTTP/2's preface) choose
+//!   hyper's HTTP/1 connection (with upgrades) or its HTTP/2 connection (h2c by prior
+//!   knowledge), each boxed at its own size. hyper's `TokioTimer` is installed so the
 //!   header read timeout is live; every HTTP/2 limit is set explicitly and the extended CONNECT
 //!   protocol (RFC 8441) is enabled.
 //! - `service`: the per-request glue. It converts hyper's request into an [`rgi::Request`]
@@ -298,6 +299,7 @@ mod config;
 mod framing;
 mod gate;
 mod logging;
+mod protocol;
 mod proxy;
 mod request_id;
 mod server;

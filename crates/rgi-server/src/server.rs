@@ -8,8 +8,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use rgi::{App, Capability, ConnectionInfo, Lifespan, Scheme, ServerInfo, SocketAddress};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
@@ -21,6 +19,7 @@ use crate::activation::{InheritedListeners, InheritedSocket, SharedInherited};
 use crate::config::{Config, ConfigError, HttpVersions};
 use crate::framing::{Allowed, FramingGuard};
 use crate::gate::Gate;
+use crate::protocol::{Builders, Prefix};
 use crate::service::{Activity, AppContext, CatchUnwind, ConnContext, serve_request};
 use crate::tls::TlsError;
 
@@ -397,7 +396,7 @@ fn bind_all(config: &Config, inherited: InheritedListeners) -> Result<Vec<Listen
 
 /// What every connection of a server shares.
 struct ConnShared {
-    builder: auto::Builder<TokioExecutor>,
+    builders: Builders,
     tls: Option<TlsAcceptor>,
     semaphore: Arc<Semaphore>,
     next_id: AtomicU64,
@@ -408,48 +407,6 @@ struct ConnShared {
     tracker: Arc<Tracker>,
     graceful: watch::Receiver<bool>,
     force: watch::Receiver<bool>,
-}
-
-/// hyper's HTTP/1 header count limit when none is set.
-const HYPER_DEFAULT_MAX_HEADERS: usize = 100;
-
-fn builder(config: &Config) -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder = match config.http {
-        HttpVersions::Http1Only => builder.http1_only(),
-        HttpVersions::Http2Only => builder.http2_only(),
-        HttpVersions::Auto => builder,
-    };
-    // The timer must be installed, or hyper's header read timeout silently does nothing.
-    // hyper adds the timeout to an `Instant`: keep it far below an overflow (ten years).
-    let header_read_timeout = (!config.header_read_timeout.is_zero()).then_some(
-        config
-            .header_read_timeout
-            .min(Duration::from_secs(86_400 * 3650)),
-    );
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(header_read_timeout)
-        .max_buf_size(config.max_header_bytes.max(8192))
-        // Not `pipeline_flush(true)`: hyper then skips the flush while request bytes are
-        // buffered, and on an upgrade whose client sent protocol bytes with the request the
-        // `101` head is never written (UPGRADE-RAW-3/-5).
-        .keep_alive(true);
-    if config.max_headers != HYPER_DEFAULT_MAX_HEADERS {
-        // Only when it differs: with an explicit limit hyper initializes a header array of
-        // that size for every request head; its default uses an uninitialized one.
-        builder.http1().max_headers(config.max_headers.max(1));
-    }
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(config.h2_max_concurrent_streams)
-        .max_header_list_size(config.h2_max_header_list_size)
-        .max_pending_accept_reset_streams(config.h2_max_pending_accept_reset_streams)
-        .max_local_error_reset_streams(config.h2_max_local_error_reset_streams)
-        .enable_connect_protocol();
-    builder
 }
 
 /// The startup description the application receives (`EXT-CAP-2`).
@@ -578,7 +535,7 @@ impl Server {
             },
         });
         let conns = Arc::new(ConnShared {
-            builder: builder(&config),
+            builders: Builders::new(&config),
             tls,
             semaphore: Arc::new(Semaphore::new(
                 config.max_connections.min(Semaphore::MAX_PERMITS),
@@ -831,21 +788,26 @@ fn spawn_connection<A, Io>(
         };
         match &conns.tls {
             None => drive(ctx(info), &conns, io).await,
+            // Boxed: the TLS state is large, and a plain connection's task must not carry it.
             Some(acceptor) => {
-                let mut force = conns.force.clone();
-                let handshake = tokio::time::timeout(conns.handshake_timeout, acceptor.accept(io));
-                let stream = tokio::select! {
-                    result = handshake => result,
-                    _ = force.wait_for(|forced| *forced) => return,
-                };
-                match stream {
-                    Ok(Ok(stream)) => {
-                        let info = info.with_tls(crate::tls::info(stream.get_ref().1));
-                        drive(ctx(info), &conns, stream).await;
+                Box::pin(async {
+                    let mut force = conns.force.clone();
+                    let handshake =
+                        tokio::time::timeout(conns.handshake_timeout, acceptor.accept(io));
+                    let stream = tokio::select! {
+                        result = handshake => result,
+                        _ = force.wait_for(|forced| *forced) => return,
+                    };
+                    match stream {
+                        Ok(Ok(stream)) => {
+                            let info = info.with_tls(crate::tls::info(stream.get_ref().1));
+                            drive(ctx(info), &conns, stream).await;
+                        }
+                        Ok(Err(error)) => tracing::debug!(%error, "TLS handshake failed"),
+                        Err(_) => tracing::debug!("TLS handshake timed out"),
                     }
-                    Ok(Err(error)) => tracing::debug!(%error, "TLS handshake failed"),
-                    Err(_) => tracing::debug!("TLS handshake timed out"),
-                }
+                })
+                .await;
             }
         }
     });
@@ -861,22 +823,43 @@ where
         let ctx = ctx.clone();
         hyper::service::service_fn(move |req| serve_request(&ctx, req))
     };
+    let mut io = io;
+    let mut graceful = conns.graceful.clone();
+    let mut force = conns.force.clone();
+    // The header read timeout of hyper starts with the first request head; until the first
+    // byte (a client that connects and sends nothing) the server enforces it itself.
+    let first_byte_deadline = deadline(ctx.activity.origin(), conns.handshake_timeout);
+    let prefix = if conns.builders.needs_sniffing() {
+        let read = tokio::select! {
+            read = Prefix::read(&mut io) => read,
+            () = tokio::time::sleep_until(first_byte_deadline) => {
+                tracing::debug!(connection = ctx.info.id(), "no request within the header read timeout");
+                return;
+            }
+            _ = graceful.wait_for(|shutting_down| *shutting_down) => return,
+            _ = force.wait_for(|forced| *forced) => return,
+        };
+        match read {
+            Ok(prefix) if prefix.len > 0 => prefix,
+            Ok(_) => return,
+            Err(error) => {
+                tracing::debug!(connection = ctx.info.id(), %error, "reading the first bytes failed");
+                return;
+            }
+        }
+    } else {
+        Prefix::empty()
+    };
+    let protocol = conns.builders.protocol(&prefix);
     let io = FramingGuard::new(
         io,
+        prefix,
         conns.max_head,
         ctx.verdicts.clone(),
         conns.allowed,
         ctx.activity.clone(),
     );
-    // hyper's header read timeout starts once hyper-util has seen the first bytes; until then
-    // (a client that connects and sends nothing) the server enforces it itself.
-    let first_byte_deadline = deadline(ctx.activity.origin(), conns.handshake_timeout);
-    let conn = conns
-        .builder
-        .serve_connection_with_upgrades(TokioIo::new(io), service);
-    tokio::pin!(conn);
-    let mut graceful = conns.graceful.clone();
-    let mut force = conns.force.clone();
+    let mut conn = conns.builders.serve(protocol, io, service);
     let mut closing = false;
     // When an idle connection was asked to close: the peer gets one more idle timeout to let
     // it (an HTTP/2 peer must acknowledge the GOAWAY's PING), then it is dropped (`SRV-LIMIT-8`).
@@ -893,27 +876,35 @@ where
             };
             deadline(base, timeout)
         });
+        // One timer for the earliest of the connection's deadlines (a timer per deadline
+        // would make every idle connection larger).
         let saw_bytes = ctx.activity.saw_bytes.load(Ordering::Acquire);
-        let (draining, close_deadline) = (closing, idle_close_deadline);
+        let timers = [
+            (!saw_bytes).then_some((first_byte_deadline, Timer::FirstByte)),
+            idle_close_deadline.map(|at| (at, Timer::IdleClose)),
+            idle_deadline
+                .filter(|_| !closing)
+                .map(|at| (at, Timer::Idle)),
+        ];
+        let timer = timers.into_iter().flatten().min_by_key(|(at, _)| *at);
+        let draining = closing;
         let control = async {
             tokio::select! {
                 _ = graceful.wait_for(|shutting_down| *shutting_down), if !draining => {
                     Event::Drain
                 }
                 _ = force.wait_for(|forced| *forced) => Event::Force,
-                () = tokio::time::sleep_until(first_byte_deadline), if !saw_bytes => {
-                    Event::FirstByteDeadline
-                }
-                () = sleep_until(close_deadline), if close_deadline.is_some() => {
-                    Event::IdleCloseDeadline
-                }
-                () = sleep_until(idle_deadline), if !draining => Event::IdleDeadline,
+                () = sleep_until(timer.map(|(at, _)| at)) => match timer.map(|(_, kind)| kind) {
+                    Some(Timer::FirstByte) => Event::FirstByteDeadline,
+                    Some(Timer::IdleClose) => Event::IdleCloseDeadline,
+                    _ => Event::IdleDeadline,
+                },
             }
         };
         let mut control = std::pin::pin!(control);
         gate.open();
         let event = std::future::poll_fn(|cx| {
-            if let std::task::Poll::Ready(result) = conn.as_mut().poll(cx) {
+            if let std::task::Poll::Ready(result) = conn.poll(cx) {
                 return std::task::Poll::Ready(Event::Ended(result.err()));
             }
             gate.poll(cx, |cx| control.as_mut().poll(cx))
@@ -927,7 +918,7 @@ where
                 break;
             }
             Event::Drain => {
-                conn.as_mut().graceful_shutdown();
+                conn.graceful_shutdown();
                 closing = true;
             }
             Event::Force => break,
@@ -962,7 +953,7 @@ where
                         .is_some_and(|timeout| idle_for >= timeout)
                 {
                     tracing::debug!(connection = ctx.info.id(), "closing an idle connection");
-                    conn.as_mut().graceful_shutdown();
+                    conn.graceful_shutdown();
                     closing = true;
                     idle_close_deadline = conns
                         .keep_alive_timeout
@@ -973,10 +964,18 @@ where
     }
 }
 
+/// Which deadline a connection's timer is set for.
+#[derive(Debug, Clone, Copy)]
+enum Timer {
+    FirstByte,
+    IdleClose,
+    Idle,
+}
+
 /// What ended one turn of a connection's [`drive`] loop.
 enum Event {
     /// hyper finished the connection (with the error, if any).
-    Ended(Option<Box<dyn std::error::Error + Send + Sync>>),
+    Ended(Option<hyper::Error>),
     /// Graceful shutdown began.
     Drain,
     /// The graceful deadline passed.

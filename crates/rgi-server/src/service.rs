@@ -910,7 +910,14 @@ pub(crate) fn serve_request<A: App>(
         .extensions
         .get::<hyper::ext::Protocol>()
         .map(|p| p.as_str().to_owned());
-    let rejection = if early_status.is_none() {
+    // Only a request with `upgrade` (HTTP/1.1) or a CONNECT (HTTP/2) can ask to switch
+    // protocols: one lookup spares every other request the upgrade checks.
+    let may_upgrade = if version >= Version::HTTP_2 {
+        is_connect
+    } else {
+        parts.headers.contains_key(header::UPGRADE)
+    };
+    let rejection = if early_status.is_none() && may_upgrade {
         ws::reject_unsupported_version(&parts.method, version, &parts.headers, protocol.as_deref())
     } else {
         None
@@ -932,7 +939,9 @@ pub(crate) fn serve_request<A: App>(
     }
 
     // Upgrades: WebSocket handshakes, and any other protocol switch.
-    let asked_protocols: Option<Vec<String>> = if version >= Version::HTTP_2 {
+    let asked_protocols: Option<Vec<String>> = if !may_upgrade {
+        None
+    } else if version >= Version::HTTP_2 {
         (parts.method == Method::CONNECT)
             .then(|| protocol.clone().map(|p| vec![p]))
             .flatten()
