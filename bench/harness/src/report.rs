@@ -792,6 +792,11 @@ fn chart(servers: &[&ServerSpec], measurements: &[Measurement]) -> String {
             .iter()
             .filter_map(|s| {
                 let st = stat(measurements, scenario, s.name, metric)?;
+                // A zero figure (no allocations at all) has no meaningful ratio: the tables
+                // show it, the chart leaves it out.
+                if st.median.abs() < 1e-9 {
+                    return None;
+                }
                 let relative = if higher {
                     st.median / base.median.max(1e-12)
                 } else {
