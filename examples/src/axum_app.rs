@@ -330,11 +330,10 @@ async fn echo_messages(mut socket: WebSocket, mut closing: watch::Receiver<bool>
                     }
                 }
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                Some(Ok(Message::Close(frame))) => {
-                    // Completes the close handshake (the reply is flushed now).
-                    let _ = socket.send(Message::Close(frame)).await;
-                    return;
-                }
+                // The library queued the close reply when the client's close arrived; the
+                // next `recv` writes it and then sees the end (returning now would drop the
+                // connection before the reply went out: a reset, not a closing handshake).
+                Some(Ok(Message::Close(_))) => {}
                 Some(Err(_)) | None => return,
             },
             _ = async { closing.wait_for(|closing| *closing).await.is_ok() } => {
