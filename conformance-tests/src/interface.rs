@@ -54,7 +54,7 @@ macro_rules! case {
     };
 }
 
-const INTERFACE_CASES: [InterfaceCase; 11] = [
+const INTERFACE_CASES: [InterfaceCase; 12] = [
     case!(
         "interface: SPEC_VERSION is the version SPEC.md states",
         ["CORE-VER-1"],
@@ -109,6 +109,11 @@ const INTERFACE_CASES: [InterfaceCase; 11] = [
         "interface: exactly one final head per call (compile-time)",
         ["HTTP-RESP-1"],
         one_final_head
+    ),
+    case!(
+        "interface: non_exhaustive types handled with wildcard arms (compile-time)",
+        ["CORE-VER-6"],
+        tolerate_additions
     ),
 ];
 
@@ -632,6 +637,43 @@ pub mod compile_time {
     ) -> impl Future<Output = Result<Response<A::Body>, A::Error>> + Send + '_ {
         app.call(req)
     }
+
+    /// CORE-VER-6: a `match` on a `#[non_exhaustive]` enum of `rgi` needs its wildcard arm
+    /// here (outside the `rgi` crate), so a variant added by a later minor version lands in it.
+    pub fn outcome_name(outcome: rgi::Outcome) -> &'static str {
+        match outcome {
+            rgi::Outcome::Completed => "completed",
+            rgi::Outcome::ClientGone => "client-gone",
+            rgi::Outcome::Aborted => "aborted",
+            _ => "unknown",
+        }
+    }
+}
+
+/// CORE-VER-6: the suite handles the `#[non_exhaustive]` types of the `rgi` crate it is built
+/// with the way the compiler demands of every crate outside `rgi` (wildcard arms, see
+/// [`compile_time::outcome_name`]; `rgi`'s own `compile_fail` doc tests show that a match
+/// without one does not build). At run time every known value gets its name, and the names
+/// the manifest format relies on round-trip.
+async fn tolerate_additions() -> Result<(), String> {
+    for (outcome, name) in [
+        (rgi::Outcome::Completed, "completed"),
+        (rgi::Outcome::ClientGone, "client-gone"),
+        (rgi::Outcome::Aborted, "aborted"),
+    ] {
+        ensure!(
+            compile_time::outcome_name(outcome) == name,
+            "{outcome:?} named {}",
+            compile_time::outcome_name(outcome)
+        );
+    }
+    for capability in rgi::Capability::ALL {
+        ensure!(
+            rgi::Capability::from_name(capability.name()) == Some(capability),
+            "{capability:?} does not round-trip through its name"
+        );
+    }
+    Ok(())
 }
 
 /// HTTP-RESP-1: the call's output is one `Response` (see [`compile_time::one_final_head`]);

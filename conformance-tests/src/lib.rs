@@ -24,6 +24,7 @@ pub mod app;
 pub mod coverage;
 pub mod declare;
 pub mod interface;
+pub mod ops;
 pub mod probe;
 pub mod report;
 pub mod server;

@@ -29,6 +29,10 @@
 //! | `RGI_PROXY_HEADERS` | `true`: honour forwarded headers from trusted peers (capability `proxy-headers`) |
 //! | `RGI_FORWARDED_ALLOW_IPS` | the trusted peers (comma-separated IPs) |
 //! | `RGI_WORKERS` | runtime worker threads |
+//! | `RGI_HEALTH_PATH` | a path the server answers itself, `200` serving / `503` draining (feature `health-path`) |
+//! | `RGI_SHUTDOWN_DELAY` | seconds between the first `SIGTERM` and the drain, unready but serving (feature `shutdown-delay`) |
+//! | `RGI_REQUEST_ID` | `true`: request IDs on (feature `request-id`) |
+//! | `RGI_REUSE_PORT` | `true`: `SO_REUSEPORT` on the listener (feature `reuse-port`) |
 //! | `RGI_PROBE_*` | read by the probe's lifespan itself ([`ProbeLifespan`](crate::probe::ProbeLifespan)) |
 //!
 //! A server that has no such setting cannot pass the case that needs it; the report says which.
@@ -121,7 +125,44 @@ impl Launcher {
         let addr = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map_err(SpawnError::NoPort)?;
-        let line = self.template.replace("{addr}", &addr.to_string());
+        self.launch_at(addr, env)
+    }
+
+    /// Starts an instance on `addr` with the extra environment `env`, without waiting for it
+    /// (several instances on one address: port sharing, `SRV-OPS-7`).
+    pub fn launch_at(&self, addr: SocketAddr, env: &[(&str, &str)]) -> Result<Spawned, SpawnError> {
+        self.launch_line(
+            addr,
+            &self.template.replace("{addr}", &addr.to_string()),
+            env,
+        )
+    }
+
+    /// Starts `prefix` followed by the instance's command line on `addr` (a wrapper such as
+    /// `systemd-socket-activate -l ADDR`), without waiting for it.
+    pub fn launch_wrapped(
+        &self,
+        prefix: &str,
+        addr: SocketAddr,
+        env: &[(&str, &str)],
+    ) -> Result<Spawned, SpawnError> {
+        let line = format!(
+            "{prefix} sh -c {}",
+            shell_quote(&format!(
+                "exec {}",
+                self.template.replace("{addr}", &addr.to_string())
+            ))
+        );
+        self.launch_line(addr, &line, env)
+    }
+
+    fn launch_line(
+        &self,
+        addr: SocketAddr,
+        line: &str,
+        env: &[(&str, &str)],
+    ) -> Result<Spawned, SpawnError> {
+        let line = line.to_owned();
         let mut command = Command::new("sh");
         command
             .arg("-c")
@@ -158,6 +199,11 @@ impl Launcher {
             stderr,
         })
     }
+}
+
+/// `text` as one single-quoted `sh` word.
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "'\\''"))
 }
 
 /// A spawned server process; killed when dropped.
@@ -324,6 +370,8 @@ pub struct SpawnedCase {
     pub ids: &'static [&'static str],
     /// The capability it needs, if any.
     pub needs: Option<Capability>,
+    /// The operational features it needs (all of them), claimed in the manifest.
+    pub needs_ops: &'static [crate::ops::Ops],
     run: fn(Lab) -> SpawnedFuture,
 }
 
@@ -347,8 +395,15 @@ impl SpawnedCase {
             name,
             ids,
             needs,
+            needs_ops: &[],
             run,
         }
+    }
+
+    /// The same case, run only when the manifest claims every one of `ops`.
+    pub(crate) const fn with_ops(mut self, ops: &'static [crate::ops::Ops]) -> Self {
+        self.needs_ops = ops;
+        self
     }
 }
 
@@ -364,6 +419,7 @@ pub(crate) use spawned_case;
 pub fn cases() -> Vec<SpawnedCase> {
     let mut cases = crate::server::lifecycle::cases();
     cases.extend(crate::server::limits::cases());
+    cases.extend(crate::server::ops::cases());
     cases
 }
 
@@ -379,10 +435,15 @@ pub fn case_ids() -> Vec<(&'static str, &'static [&'static str])> {
 /// `report`.
 pub async fn run_cases(launcher: Arc<Launcher>, manifest: Arc<Manifest>, report: &mut Report) {
     for case in cases() {
-        let outcome = match case.needs {
-            Some(capability) if !manifest.capabilities.contains(capability) => {
+        let missing_ops = case
+            .needs_ops
+            .iter()
+            .find(|ops| !manifest.ops.contains(ops));
+        let outcome = match (case.needs, missing_ops) {
+            (Some(capability), _) if !manifest.capabilities.contains(capability) => {
                 Outcome::Skipped(format!("capability `{capability}` not claimed"))
             }
+            (_, Some(ops)) => Outcome::Skipped(format!("feature `{}` not claimed", ops.name())),
             _ => {
                 let lab = Lab {
                     launcher: launcher.clone(),

@@ -47,7 +47,8 @@ fn probe_binary() -> PathBuf {
 }
 
 /// What rgi-server claims when it runs the probe: the reference manifest plus the settings the
-/// spawned cases exercise (mount prefix, proxy headers).
+/// spawned cases exercise (mount prefix, proxy headers) and every operational feature of
+/// SPEC §13.4 (`SRV-OPS-*`).
 fn manifest() -> Manifest {
     let capabilities: Capabilities = [
         Capability::Http1,
@@ -61,7 +62,7 @@ fn manifest() -> Manifest {
     ]
     .into_iter()
     .collect();
-    Manifest::new(capabilities)
+    Manifest::new(capabilities).with_ops(rgi_conformance::ops::Ops::ALL)
 }
 
 /// Requirements rgi-server still fails when spawned, each a bug described in

@@ -13,6 +13,7 @@
 //! | `/ws-release?id=X` | releases a `hold` session |
 //! | `/upgrade-decline` | answers `200` (`declined: <offered protocols>`) without accepting an offered upgrade |
 //! | `/upgrade-once?mode=ok` / `mode=err` | accepts `probe-echo`; the handler writes `bye` and returns `Ok`, or returns `Err` at once |
+//! | `/upgrade-both?id=X` | accepts every upgrade the request offers (WebSocket and raw) but returns only the WebSocket response; reports `offered`, and `ws-handler: ran` / `raw-handler: ran` for each handler the server runs |
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -149,6 +150,39 @@ impl Sessions {
                 ),
                 None => text(StatusCode::BAD_REQUEST, "no upgrade offered\n".into()),
             },
+            "/upgrade-both" => {
+                // UPGRADE-RAW-10: the returned response's marker decides; a handler whose
+                // accept response was dropped must never run.
+                let raw = req.extensions_mut().remove::<OnUpgrade>();
+                let ws = req.extensions_mut().remove::<WebSocketUpgrade>();
+                let reporter = self.reporter(&id);
+                reporter.set(
+                    "offered",
+                    format!("websocket={} raw={}", ws.is_some(), raw.is_some()),
+                );
+                let raw_response = raw.and_then(|offer| {
+                    let protocol = offer.protocols().first()?.clone();
+                    let reporter = self.reporter(&id);
+                    offer
+                        .accept(&protocol, move |_io| async move {
+                            reporter.set("raw-handler", "ran");
+                            Ok::<(), BoxError>(())
+                        })
+                        .ok()
+                });
+                match ws {
+                    Some(handshake) => {
+                        let reporter = self.reporter(&id);
+                        handshake.accept(move |_socket| async move {
+                            reporter.set("ws-handler", "ran");
+                            Ok(())
+                        })
+                    }
+                    None => raw_response.unwrap_or_else(|| {
+                        text(StatusCode::BAD_REQUEST, "no upgrade offered\n".into())
+                    }),
+                }
+            }
             "/upgrade-once" => match req.extensions_mut().remove::<OnUpgrade>() {
                 Some(offer) => {
                     let fail = param(&req, "mode") == Some("err");

@@ -7,6 +7,7 @@ mod http1;
 mod http2;
 pub(crate) mod lifecycle;
 pub(crate) mod limits;
+pub(crate) mod ops;
 mod robustness;
 pub mod tls;
 mod upgrade;
@@ -42,6 +43,8 @@ pub struct Manifest {
     pub capabilities: Capabilities,
     /// The `doc ID LOCATION` declarations, in file order.
     pub declarations: Vec<crate::declare::Declaration>,
+    /// The claimed operational features (SPEC §13.4), for `--spawn` runs.
+    pub ops: Vec<crate::ops::Ops>,
 }
 
 impl Manifest {
@@ -50,7 +53,14 @@ impl Manifest {
         Self {
             capabilities,
             declarations: Vec::new(),
+            ops: Vec::new(),
         }
+    }
+
+    /// The same manifest, also claiming the operational features `ops`.
+    pub fn with_ops(mut self, ops: impl IntoIterator<Item = crate::ops::Ops>) -> Self {
+        self.ops.extend(ops);
+        self
     }
 
     /// Parses a manifest: capability names separated by commas, whitespace or new lines, and
@@ -58,6 +68,7 @@ impl Manifest {
     pub fn parse(text: &str) -> Result<Self, UnknownCapability> {
         let mut capabilities = Capabilities::empty();
         let mut declarations = Vec::new();
+        let mut ops = Vec::new();
         for line in text.lines() {
             let line = line.split('#').next().unwrap_or("");
             if let Some(declaration) = crate::declare::Declaration::parse_line(line) {
@@ -65,6 +76,10 @@ impl Manifest {
                 continue;
             }
             for name in line.split([',', ' ', '\t']).filter(|n| !n.is_empty()) {
+                if let Some(feature) = crate::ops::Ops::from_name(name) {
+                    ops.push(feature);
+                    continue;
+                }
                 let capability = Capability::from_name(name)
                     .ok_or_else(|| UnknownCapability(name.to_owned()))?;
                 capabilities.insert(capability);
@@ -73,6 +88,7 @@ impl Manifest {
         Ok(Self {
             capabilities,
             declarations,
+            ops,
         })
     }
 }
@@ -80,7 +96,7 @@ impl Manifest {
 /// A capability name that RGI does not define.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error(
-    "unknown capability {0:?} (known: http1, http2, tls, unix-sockets, request-trailers, response-trailers, early-hints, upgrade, websocket, websocket-http2, mount-prefix, proxy-headers)"
+    "unknown capability {0:?} (known: http1, http2, tls, unix-sockets, request-trailers, response-trailers, early-hints, upgrade, websocket, websocket-http2, mount-prefix, proxy-headers; features for --spawn: health-path, shutdown-delay, request-id, socket-activation, reuse-port, proxy-chain)"
 )]
 pub struct UnknownCapability(pub String);
 

@@ -29,6 +29,12 @@ pub(super) fn cases() -> Vec<ServerCase> {
             subprotocol
         ),
         server_case!(
+            "websocket: one upgrade handler per request, the returned marker's",
+            ["UPGRADE-RAW-10"],
+            Some(Capability::WebSocket),
+            one_handler_per_request
+        ),
+        server_case!(
             "websocket: ping answered by the server",
             ["WS-CTRL-1"],
             Some(Capability::WebSocket),
@@ -234,7 +240,7 @@ async fn raw_session(target: &Target) -> Result<TcpStream, String> {
 
 /// A raw connection after a successful handshake on `path` with `extra` header lines (each
 /// ending in CRLF); returns the stream and the response head.
-async fn raw_session_at(
+pub(super) async fn raw_session_at(
     target: &Target,
     path: &str,
     extra: &str,
@@ -436,6 +442,25 @@ async fn http_get(target: &Target, path: &str) -> Result<(u16, String), String> 
 }
 
 /// What the probe's session `id` reported.
+/// UPGRADE-RAW-10: the probe prepares every handler the request allows and returns only the
+/// WebSocket response: the WebSocket handler runs, no other.
+async fn one_handler_per_request(target: Target) -> Result<(), String> {
+    let id = "one-handler";
+    let (mut stream, _) = raw_session_at(&target, &format!("/upgrade-both?id={id}"), "").await?;
+    // The handler returns at once: the server closes the session.
+    read_close_frame(&mut stream).await?;
+    drop(stream);
+    await_report_field(&target, id, "ws-handler").await?;
+    // A handler the server wrongly started would report shortly after: give it that time.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let report = session_report(&target, id).await?;
+    check!(
+        report_field(&report, "raw-handler").is_none(),
+        "a second upgrade handler ran for the request (report: {report:?})"
+    );
+    Ok(())
+}
+
 async fn session_report(target: &Target, id: &str) -> Result<String, String> {
     let (status, text) = http_get(target, &format!("/ws-report?id={id}")).await?;
     check!(status == 200, "/ws-report answered {status}");

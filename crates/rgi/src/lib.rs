@@ -72,6 +72,45 @@
 //! on, a minor version of the spec — and within 0.1, a 0.1.x revision of this crate — may add
 //! optional requirements, extension types, and fields or variants to the `#[non_exhaustive]`
 //! types of this crate; it never changes what a `MUST` says (`CORE-VER-5`).
+//!
+//! Code outside this crate cannot break when that happens (`CORE-VER-6`): the compiler demands
+//! a wildcard arm in every `match` on a `#[non_exhaustive]` enum ([`Capability`],
+//! [`BodyError`], [`Outcome`], [`Scheme`], [`SocketAddress`], [`TlsVersion`],
+//! [`ws::Message`], [`ws::WsError`], [`upgrade::UpgradeError`], [`ext::EarlyHintsError`]) and
+//! forbids building its non-exhaustive structs with struct literals. These do not compile:
+//!
+//! ```compile_fail
+//! // CORE-VER-6: every variant named, no wildcard arm.
+//! fn kind(outcome: rgi::Outcome) -> u8 {
+//!     match outcome {
+//!         rgi::Outcome::Completed => 0,
+//!         rgi::Outcome::ClientGone => 1,
+//!         rgi::Outcome::Aborted => 2,
+//!     }
+//! }
+//! ```
+//!
+//! ```compile_fail
+//! // CORE-VER-6: every variant named, no wildcard arm.
+//! fn is_tls(scheme: rgi::Scheme) -> bool {
+//!     match scheme {
+//!         rgi::Scheme::Http => false,
+//!         rgi::Scheme::Https => true,
+//!     }
+//! }
+//! ```
+//!
+//! and this, with the wildcard arm, does:
+//!
+//! ```
+//! fn is_tls(scheme: rgi::Scheme) -> bool {
+//!     match scheme {
+//!         rgi::Scheme::Https => true,
+//!         _ => false,
+//!     }
+//! }
+//! assert!(is_tls(rgi::Scheme::Https));
+//! ```
 #![deny(missing_docs)]
 #![doc(test(attr(deny(warnings))))]
 
