@@ -184,7 +184,6 @@ async fn ignores_the_status_of_a_body_error() {
 
 /// WS-HS-5: a server that accepts a WebSocket subprotocol nobody offered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "not caught yet: see conformance-tests/KNOWN-FAILURES.md (the wire fault `selects_a_subprotocol_in_the_101` is)"]
 async fn accepts_a_subprotocol_nobody_offered() {
     wrapper(WrapperFault::OfferSubprotocolNobodyOffered, "WS-HS-5").await;
 }

@@ -13,6 +13,7 @@
 //! | `/ws-release?id=X` | releases a `hold` session |
 //! | `/upgrade-decline` | answers `200` (`declined: <offered protocols>`) without accepting an offered upgrade |
 //! | `/upgrade-once?mode=ok` / `mode=err` | accepts `probe-echo`; the handler writes `bye` and returns `Ok`, or returns `Err` at once |
+//! | `/ws-offer?id=X` | accepts the handshake (no subprotocol) and reports `offered: <the subprotocols the request carried>` |
 //! | `/upgrade-both?id=X` | accepts every upgrade the request offers (WebSocket and raw) but returns only the WebSocket response; reports `offered`, and `ws-handler: ran` / `raw-handler: ran` for each handler the server runs |
 
 use std::collections::HashMap;
@@ -149,6 +150,17 @@ impl Sessions {
                     format!("declined: {}\n", offer.protocols().join(",")),
                 ),
                 None => text(StatusCode::BAD_REQUEST, "no upgrade offered\n".into()),
+            },
+            "/ws-offer" => match req.extensions_mut().remove::<WebSocketUpgrade>() {
+                Some(handshake) => {
+                    self.reporter(&id)
+                        .set("offered", handshake.protocols().join(","));
+                    handshake.accept(|_socket| async { Ok(()) })
+                }
+                None => text(
+                    StatusCode::BAD_REQUEST,
+                    "not a WebSocket handshake\n".into(),
+                ),
             },
             "/upgrade-both" => {
                 // UPGRADE-RAW-10: the returned response's marker decides; a handler whose

@@ -192,6 +192,23 @@ async fn subprotocol(target: Target) -> Result<(), String> {
         "a subprotocol {protocol:?} was selected though none was offered"
     );
     drop(socket.close(None).await);
+    // The application sees exactly the subprotocols the client offered, none when none.
+    for (id, offered, expected) in [
+        ("offer-none", "", ""),
+        (
+            "offer-two",
+            "sec-websocket-protocol: other, probe\r\n",
+            "other,probe",
+        ),
+    ] {
+        let (stream, _) = raw_session_at(&target, &format!("/ws-offer?id={id}"), offered).await?;
+        drop(stream);
+        let seen = await_report_field(&target, id, "offered").await?;
+        check!(
+            seen == expected,
+            "the application saw the subprotocols {seen:?}; the client offered {expected:?}"
+        );
+    }
     Ok(())
 }
 
