@@ -30,17 +30,8 @@ use tokio::task::JoinSet;
 /// described in conformance-tests/KNOWN-FAILURES.md (by case name, so that a new failure
 /// anywhere else still fails the test). The list may only shrink.
 const KNOWN_FAILURES: &[&str] = &[
-    "http1: hop-by-hop fields from the app removed",
-    "http1: completed exchange reported as completed",
     "http1: content-length with transfer-encoding rejected",
     "http1: missing host rejected",
-    "http1: malformed chunked body fails with a protocol error, connection closed",
-    "http1: unsendable responses (status 600, bare 101, bad content-length) become 500",
-    "http2: unsendable responses (status 600, bad content-length) become 500",
-    "http1: reason phrase generated from the status code",
-    "http1: one final head, even when the app fails after it",
-    "http2: forbidden fields removed from response trailers",
-    "http1: responses the server cuts short settle Disconnect as aborted",
 ];
 
 /// Serves `service` on an ephemeral loopback port until the returned task set is dropped.

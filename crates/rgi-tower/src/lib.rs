@@ -142,6 +142,6 @@ mod upgrade;
 
 pub use catch_panic::Panicked;
 pub use lifespan::TowerLifespan;
-pub use response_body::{FrameAfterTrailers, ResponseBody};
+pub use response_body::{FrameAfterTrailers, LengthMismatch, ResponseBody};
 pub use rgi_service::{AppExt, ResponseFuture, RgiService};
 pub use tower_app::{ServiceExt, TowerApp};

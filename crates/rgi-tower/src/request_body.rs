@@ -42,6 +42,7 @@ pub(crate) fn surface_body_error(error: BoxError) -> BodyError {
         Err(other) => other,
     };
     let mut current: Option<&(dyn StdError + 'static)> = Some(error.as_ref());
+    let mut malformed = false;
     while let Some(link) = current {
         match link.downcast_ref::<BodyError>() {
             Some(BodyError::Disconnected) => return BodyError::Disconnected,
@@ -49,10 +50,24 @@ pub(crate) fn surface_body_error(error: BoxError) -> BodyError {
                 return BodyError::LengthLimitExceeded { limit: *limit };
             }
             Some(BodyError::TimedOut) => return BodyError::TimedOut,
-            _ => current = link.source(),
+            Some(BodyError::Protocol(_)) => malformed = true,
+            _ => {}
         }
+        // hyper reports broken body framing (a bad chunk size) as an I/O error of kind
+        // `InvalidData` or `InvalidInput` below its own error (`HTTP-BODY-14`).
+        if let Some(io) = link.downcast_ref::<std::io::Error>() {
+            malformed |= matches!(
+                io.kind(),
+                std::io::ErrorKind::InvalidData | std::io::ErrorKind::InvalidInput
+            );
+        }
+        current = link.source();
     }
-    BodyError::Other(error)
+    if malformed {
+        BodyError::Protocol(error)
+    } else {
+        BodyError::Other(error)
+    }
 }
 
 pin_project_lite::pin_project! {

@@ -24,6 +24,11 @@ pin_project_lite::pin_project! {
         notifier: Option<DisconnectNotifier>,
         ended: bool,
         trailers_sent: bool,
+        // The response's content-length, and the data bytes passed on so far.
+        declared: Option<u64>,
+        sent: u64,
+        // A failure held back for one poll, so the host flushes what it buffered first.
+        deferred: Option<BoxError>,
         #[pin]
         inner: Option<B>,
     }
@@ -32,7 +37,8 @@ pin_project_lite::pin_project! {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
             if let Some(notifier) = this.notifier.take() {
-                if *this.ended {
+                let all_sent = this.declared.is_some_and(|declared| declared == *this.sent);
+                if *this.ended || all_sent {
                     notifier.completed();
                 } else {
                     notifier.client_gone();
@@ -54,8 +60,18 @@ where
             notifier,
             ended,
             trailers_sent: false,
+            declared: None,
+            sent: 0,
+            deferred: None,
             inner: Some(body),
         }
+    }
+
+    /// The response's `content-length`: the body must carry exactly that many bytes
+    /// (`HTTP-FRAME-*`), and it is complete once it did, even if the host stops polling then.
+    pub(crate) fn with_declared(mut self, declared: Option<u64>) -> Self {
+        self.declared = declared;
+        self
     }
 }
 
@@ -66,6 +82,9 @@ impl<B> ResponseBody<B> {
             notifier,
             ended: true,
             trailers_sent: false,
+            declared: None,
+            sent: 0,
+            deferred: None,
             inner: None,
         }
     }
@@ -78,6 +97,14 @@ impl<B> fmt::Debug for ResponseBody<B> {
             .field("empty", &self.inner.is_none())
             .finish_non_exhaustive()
     }
+}
+
+/// The application's response body did not carry the bytes its `content-length` declared.
+#[derive(Debug, thiserror::Error)]
+#[error("the response body does not match its content-length of {declared} bytes")]
+pub struct LengthMismatch {
+    /// The declared length.
+    pub declared: u64,
 }
 
 /// The application's response body yielded a frame after its trailers (`HTTP-TRAIL-1`,
@@ -99,6 +126,9 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let mut this = self.project();
+        if let Some(failure) = this.deferred.take() {
+            return Poll::Ready(Some(Err(failure)));
+        }
         let Some(mut inner) = this.inner.as_mut().as_pin_mut() else {
             settle_completed(this.notifier);
             return Poll::Ready(None);
@@ -106,12 +136,28 @@ where
         let failure: BoxError = match poll_catching(|| inner.as_mut().poll_frame(cx)) {
             Poll::Pending => return Poll::Pending,
             Poll::Ready(Ok(Some(Ok(frame)))) => {
+                let len = frame.data_ref().map_or(0, |data| data.len() as u64);
                 if *this.trailers_sent {
                     Box::new(FrameAfterTrailers)
+                } else if let Some(declared) = this
+                    .declared
+                    .filter(|declared| *this.sent + len > *declared)
+                {
+                    Box::new(LengthMismatch { declared })
                 } else {
-                    if frame.is_trailers() {
-                        *this.trailers_sent = true;
-                    }
+                    *this.sent += len;
+                    let frame = match frame.into_trailers() {
+                        Ok(mut trailers) => {
+                            *this.trailers_sent = true;
+                            // HTTP-TRAIL-7, HTTP-TRAIL-8: fields that have no place in
+                            // trailers are not sent.
+                            for name in &rgi::fields::FORBIDDEN_IN_TRAILERS {
+                                while trailers.remove(name).is_some() {}
+                            }
+                            Frame::trailers(trailers)
+                        }
+                        Err(frame) => frame,
+                    };
                     if inner.is_end_stream() {
                         *this.ended = true;
                         settle_completed(this.notifier);
@@ -119,12 +165,17 @@ where
                     return Poll::Ready(Some(Ok(frame)));
                 }
             }
-            Poll::Ready(Ok(None)) => {
-                *this.ended = true;
-                settle_completed(this.notifier);
-                this.inner.set(None);
-                return Poll::Ready(None);
-            }
+            Poll::Ready(Ok(None)) => match this.declared {
+                Some(declared) if *this.sent < *declared => Box::new(LengthMismatch {
+                    declared: *declared,
+                }),
+                _ => {
+                    *this.ended = true;
+                    settle_completed(this.notifier);
+                    this.inner.set(None);
+                    return Poll::Ready(None);
+                }
+            },
             Poll::Ready(Ok(Some(Err(error)))) => error.into(),
             Poll::Ready(Err(panicked)) => Box::new(panicked),
         };
@@ -133,16 +184,26 @@ where
         if let Some(notifier) = this.notifier.take() {
             notifier.aborted();
         }
-        Poll::Ready(Some(Err(failure)))
+        // hyper may hold the head and earlier chunks in its write buffer, and closes without
+        // flushing them when the body fails: one `Pending` first lets it flush (`HTTP-RESP-1`).
+        *this.deferred = Some(failure);
+        cx.waker().wake_by_ref();
+        Poll::Pending
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner
-            .as_ref()
-            .is_none_or(|inner| inner.is_end_stream())
+        self.deferred.is_none()
+            && self
+                .inner
+                .as_ref()
+                .is_none_or(|inner| inner.is_end_stream())
     }
 
     fn size_hint(&self) -> SizeHint {
+        if let Some(declared) = self.declared.filter(|_| self.inner.is_some()) {
+            // The head's content-length is what the host frames by.
+            return SizeHint::with_exact(declared.saturating_sub(self.sent));
+        }
         self.inner
             .as_ref()
             .map_or_else(|| SizeHint::with_exact(0), |inner| inner.size_hint())

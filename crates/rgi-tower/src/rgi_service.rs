@@ -226,6 +226,11 @@ where
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         let (mut parts, body) = req.into_parts();
+        if let Some(why) = malformed_head(&parts) {
+            // SRV-LIMIT-2: answered without calling the application.
+            tracing::debug!(why, "rejected a malformed request head");
+            return ResponseFuture::rejected();
+        }
         mount::restore_mount_prefix(&mut parts);
         if parts.extensions.get::<ConnectionInfo>().is_none() {
             let peer = compat::peer_from_host(&parts.extensions).unwrap_or(SocketAddress::Unknown);
@@ -279,6 +284,104 @@ pub struct ResponseFuture<B> {
     offer: Option<upgrade::Offer>,
 }
 
+impl<B> ResponseFuture<B> {
+    /// A `400` for a request the application must not see; the connection is not reused.
+    fn rejected() -> Self {
+        Self {
+            call: Box::pin(async { Err::<Response<B>, BoxError>(Box::new(Rejected)) }),
+            notifier: None,
+            is_head: false,
+            is_connect: false,
+            #[cfg(feature = "hyper")]
+            offer: None,
+        }
+    }
+}
+
+/// A request head the service refuses (`SRV-LIMIT-2`).
+#[derive(Debug, thiserror::Error)]
+#[error("malformed request head")]
+struct Rejected;
+
+/// Why a request head must be refused: framing fields that contradict each other
+/// (`content-length` with `transfer-encoding`, several different lengths), which an RGI server
+/// must not pass on (`SRV-LIMIT-2`). (A missing `host` is the host server's to judge: requests
+/// made in-process, by a router or a test, often have none.)
+fn malformed_head(parts: &http::request::Parts) -> Option<&'static str> {
+    if parts.version >= http::Version::HTTP_2 {
+        return None;
+    }
+    let lengths = parts.headers.get_all(header::CONTENT_LENGTH);
+    if lengths.iter().next().is_some() && parts.headers.contains_key(header::TRANSFER_ENCODING) {
+        return Some("content-length with transfer-encoding");
+    }
+    let mut values = lengths.iter();
+    if let Some(first) = values.next() {
+        if values.any(|other| other != first) {
+            return Some("several content-length values");
+        }
+    }
+    None
+}
+
+/// Whether the application's response can be sent as it is (`CORE-ERR-6`): a final status
+/// below 600 and at most one valid `content-length`.
+fn unsendable<B>(response: &Response<B>) -> Option<&'static str> {
+    let status = response.status().as_u16();
+    if status > 599 || (status < 200 && status != 101) {
+        return Some("a status that is not a final status below 600");
+    }
+    let mut lengths = response.headers().get_all(header::CONTENT_LENGTH).iter();
+    if let Some(first) = lengths.next() {
+        let valid = first
+            .to_str()
+            .ok()
+            .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|v| v.parse::<u64>().ok())
+            .is_some();
+        if !valid || lengths.next().is_some() {
+            return Some("an invalid content-length");
+        }
+    }
+    None
+}
+
+/// The response's own `content-length`, when it has one valid value.
+fn declared_length<B>(response: &Response<B>) -> Option<u64> {
+    response
+        .headers()
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
+/// Removes the connection-specific fields the application set (`HTTP-RESP-6`,
+/// `HTTP-RESP-9`); a `426` keeps its `upgrade` list (`HTTP-RESP-5`).
+fn remove_hop_by_hop<B>(response: &mut Response<B>) {
+    let keep_upgrade = response.status() == StatusCode::UPGRADE_REQUIRED;
+    let present = response
+        .headers()
+        .keys()
+        .any(|name| rgi::fields::CONNECTION_SPECIFIC.contains(name));
+    if !present {
+        return;
+    }
+    for name in &rgi::fields::CONNECTION_SPECIFIC {
+        if keep_upgrade && name == header::UPGRADE {
+            continue;
+        }
+        while response.headers_mut().remove(name).is_some() {}
+    }
+    if keep_upgrade && response.headers().contains_key(header::UPGRADE) {
+        response.headers_mut().insert(
+            header::CONNECTION,
+            http::HeaderValue::from_static("upgrade"),
+        );
+    }
+}
+
 impl<B> fmt::Debug for ResponseFuture<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseFuture").finish_non_exhaustive()
@@ -304,7 +407,10 @@ where
         let error = match poll_catching(|| this.call.as_mut().poll(cx)) {
             Poll::Pending => return Poll::Pending,
             Poll::Ready(Ok(Ok(response))) if is_unaccepted_switch(&response, this.is_connect) => {
-                Box::new(SwitchWithoutAccept)
+                Box::new(SwitchWithoutAccept) as BoxError
+            }
+            Poll::Ready(Ok(Ok(response))) if unsendable(&response).is_some() => {
+                Box::new(Unsendable(unsendable(&response).unwrap_or_default())) as BoxError
             }
             #[allow(unused_mut)]
             Poll::Ready(Ok(Ok(mut response))) => {
@@ -312,11 +418,26 @@ where
                 if let Some(offer) = this.offer.take() {
                     upgrade::complete(offer, &mut response);
                 }
+                let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS
+                    || (this.is_connect && response.status().is_success());
+                if !switching {
+                    remove_hop_by_hop(&mut response);
+                }
+                // HTTP-RESP-3: the reason phrase comes from the status code.
+                #[cfg(feature = "hyper")]
+                response
+                    .extensions_mut()
+                    .remove::<hyper::ext::ReasonPhrase>();
                 let body_expected = !this.is_head && status_allows_body(response.status());
+                // hyper frames by the content-length, or by an exact size hint, and stops
+                // polling the body once that many bytes went out.
+                let declared = declared_length(&response)
+                    .or_else(|| http_body::Body::size_hint(response.body()).exact())
+                    .filter(|_| body_expected);
                 let notifier = this.notifier.take();
-                return Poll::Ready(Ok(
-                    response.map(|body| ResponseBody::new(body, notifier, body_expected))
-                ));
+                return Poll::Ready(Ok(response.map(|body| {
+                    ResponseBody::new(body, notifier, body_expected).with_declared(declared)
+                })));
             }
             Poll::Ready(Ok(Err(error))) => error,
             Poll::Ready(Err(panicked)) => Box::new(panicked),
@@ -324,6 +445,11 @@ where
         Poll::Ready(Ok(error_response(error, this.notifier.take())))
     }
 }
+
+/// The app's response cannot be sent as it is (`CORE-ERR-6`).
+#[derive(Debug, thiserror::Error)]
+#[error("the application's response has {0}")]
+struct Unsendable(&'static str);
 
 /// The app switched protocols without accepting an upgrade offer (`HTTP-RESP-2`): the response
 /// cannot be sent as given (`CORE-ERR-6`).
@@ -360,6 +486,14 @@ fn error_response<B>(
     error: BoxError,
     notifier: Option<DisconnectNotifier>,
 ) -> Response<ResponseBody<B>> {
+    if error.is::<Rejected>() {
+        let mut response = Response::new(ResponseBody::empty(notifier));
+        *response.status_mut() = StatusCode::BAD_REQUEST;
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_LENGTH, http::HeaderValue::from_static("0"));
+        headers.insert(header::CONNECTION, http::HeaderValue::from_static("close"));
+        return response;
+    }
     let body_error = BodyError::find(error.as_ref());
     let status = body_error
         .and_then(BodyError::status_code)
