@@ -5,7 +5,8 @@
 //! The host is a minimal hyper-util accept loop. It plays its own part of the contract the way
 //! any host that knows its sockets would: it inserts `rgi::ConnectionInfo` with the two ends of
 //! the connection and a per-connection id (`HTTP-CONN-2`, `HTTP-CONN-6`), which `RgiService`
-//! cannot know; everything else is the adapter's.
+//! cannot know, and refuses HTTP/1.1 heads without exactly one `host` (`SRV-LIMIT-1`), which
+//! hyper lets through; everything else is the adapter's.
 //!
 //! The manifest is exactly what this path claims: `RgiService::server_info()` (request trailers,
 //! raw upgrades with the crate feature `hyper`) plus the HTTP versions of the host. Cases for
@@ -29,10 +30,7 @@ use tokio::task::JoinSet;
 /// Cases that fail on this path because of known defects of the adapter or of hyper, each
 /// described in conformance-tests/KNOWN-FAILURES.md (by case name, so that a new failure
 /// anywhere else still fails the test). The list may only shrink.
-const KNOWN_FAILURES: &[&str] = &[
-    "http1: content-length with transfer-encoding rejected",
-    "http1: missing host rejected",
-];
+const KNOWN_FAILURES: &[&str] = &["http1: content-length with transfer-encoding rejected"];
 
 /// Serves `service` on an ephemeral loopback port until the returned task set is dropped.
 async fn serve(service: RgiService<Probe>) -> (SocketAddr, JoinSet<()>) {
@@ -48,6 +46,12 @@ async fn serve(service: RgiService<Probe>) -> (SocketAddr, JoinSet<()>) {
             let inner = service.clone();
             let host =
                 hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
+                    // SRV-LIMIT-1 is the host's to enforce (hyper serves HTTP/1.1 without
+                    // `host`; requests made in-process legitimately have none, so the adapter
+                    // leaves it to the host).
+                    let hosts = req.headers().get_all(http::header::HOST).iter().count();
+                    let missing_host = req.version() == http::Version::HTTP_11 && hosts != 1
+                        || req.version() == http::Version::HTTP_10 && hosts > 1;
                     req.extensions_mut().insert(
                         ConnectionInfo::new(
                             SocketAddress::Tcp(local),
@@ -57,7 +61,19 @@ async fn serve(service: RgiService<Probe>) -> (SocketAddr, JoinSet<()>) {
                         .with_id(id),
                     );
                     let mut inner = inner.clone();
-                    async move { tower_service::Service::call(&mut inner, req).await }
+                    async move {
+                        if missing_host {
+                            let mut refused =
+                                http::Response::new(rgi_tower::ResponseBody::without_app());
+                            *refused.status_mut() = http::StatusCode::BAD_REQUEST;
+                            refused.headers_mut().insert(
+                                http::header::CONNECTION,
+                                http::HeaderValue::from_static("close"),
+                            );
+                            return Ok(refused);
+                        }
+                        tower_service::Service::call(&mut inner, req).await
+                    }
                 });
             connections.spawn(async move {
                 let builder = auto::Builder::new(TokioExecutor::new());

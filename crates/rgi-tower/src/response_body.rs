@@ -76,6 +76,12 @@ where
 }
 
 impl<B> ResponseBody<B> {
+    /// An empty body for a response the host makes itself without calling the service (for
+    /// example a `400` for a request head it refuses); it settles nothing.
+    pub fn without_app() -> Self {
+        Self::empty(None)
+    }
+
     /// An empty body (the body of the error responses the service makes itself).
     pub(crate) fn empty(notifier: Option<DisconnectNotifier>) -> Self {
         Self {
