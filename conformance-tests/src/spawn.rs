@@ -361,6 +361,17 @@ pub struct Lab {
     pub manifest: Arc<Manifest>,
 }
 
+/// Starts an instance of the server under test with the extra environment `env`, and the
+/// target to run server-mode cases against it.
+pub(crate) async fn start(
+    lab: &Lab,
+    env: &[(&str, &str)],
+) -> Result<(Spawned, crate::server::Target), String> {
+    let spawned = lab.launcher.start(env).await.map_err(|e| e.to_string())?;
+    let target = spawned.target(lab.manifest.clone());
+    Ok((spawned, target))
+}
+
 /// One spawned case: it starts its own instances of the server with the settings it needs.
 #[derive(Clone, Copy)]
 pub struct SpawnedCase {

@@ -9,7 +9,7 @@ use rgi::Capability;
 use super::http1::{expect_status, get, unique};
 use super::{Target, check};
 use crate::probe::STARTUP_FAILURE_MESSAGE;
-use crate::spawn::{Lab, Spawned, SpawnedCase, spawned_case, tail};
+use crate::spawn::{Lab, Spawned, SpawnedCase, spawned_case, start, tail};
 use crate::wire::{WireConn, WireError, request};
 
 /// The upper bound for a process to exit or a connection to close (never a requirement).
@@ -95,12 +95,6 @@ pub(crate) fn cases() -> Vec<SpawnedCase> {
 
 fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
-}
-
-async fn start(lab: &Lab, env: &[(&str, &str)]) -> Result<(Spawned, Target), String> {
-    let spawned = lab.launcher.start(env).await.map_err(err)?;
-    let target = spawned.target(lab.manifest.clone());
-    Ok((spawned, target))
 }
 
 /// Sends `SIGTERM` and waits for the exit; fails with the end of stderr otherwise.

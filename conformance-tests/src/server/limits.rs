@@ -8,7 +8,7 @@ use rgi::Capability;
 
 use super::http1::{expect_status, get};
 use super::{Target, check};
-use crate::spawn::{Lab, Spawned, SpawnedCase, spawned_case};
+use crate::spawn::{Lab, SpawnedCase, spawned_case, start};
 use crate::wire::{WireConn, WireError, request};
 
 /// The upper bound for a connection to be closed by a timeout (never a requirement).
@@ -57,12 +57,6 @@ pub(crate) fn cases() -> Vec<SpawnedCase> {
 
 fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
-}
-
-async fn start(lab: &Lab, env: &[(&str, &str)]) -> Result<(Spawned, Target), String> {
-    let spawned = lab.launcher.start(env).await.map_err(err)?;
-    let target = spawned.target(lab.manifest.clone());
-    Ok((spawned, target))
 }
 
 /// Runs `checks` against an instance started with `env`, then stops it.

@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use rgi::Capability;
 
+use super::check;
 use super::http1::expect_status;
-use super::{Target, check};
 use crate::ops::Ops;
-use crate::spawn::{Lab, Spawned, SpawnedCase, spawned_case};
+use crate::spawn::{Lab, Spawned, SpawnedCase, spawned_case, start};
 use crate::wire::{WireConn, WireResponse, request};
 
 /// Upper bound for anything a case waits for (never a requirement).
@@ -81,12 +81,6 @@ pub(crate) fn cases() -> Vec<SpawnedCase> {
 
 fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
-}
-
-async fn start(lab: &Lab, env: &[(&str, &str)]) -> Result<(Spawned, Target), String> {
-    let spawned = lab.launcher.start(env).await.map_err(err)?;
-    let target = spawned.target(lab.manifest.clone());
-    Ok((spawned, target))
 }
 
 /// Stops an instance (`SIGTERM`, then waits; killed on drop if it hangs).
