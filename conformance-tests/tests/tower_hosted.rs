@@ -30,7 +30,7 @@ use tokio::task::JoinSet;
 /// Cases that fail on this path because of known defects of the adapter or of hyper, each
 /// described in conformance-tests/KNOWN-FAILURES.md (by case name, so that a new failure
 /// anywhere else still fails the test). The list may only shrink.
-const KNOWN_FAILURES: &[&str] = &["http1: content-length with transfer-encoding rejected"];
+const KNOWN_FAILURES: &[&str] = &[];
 
 /// Serves `service` on an ephemeral loopback port until the returned task set is dropped.
 async fn serve(service: RgiService<Probe>) -> (SocketAddr, JoinSet<()>) {

@@ -815,10 +815,10 @@ async fn axum_serve_and_rgi_server_answer_the_corpus_identically() {
     );
 }
 
-/// HTTP-BODY-14, CORE-ERR-4, SRV-LIMIT-2: a malformed chunked request body is answered `400`
+/// HTTP-BODY-14, CORE-ERR-4, SRV-LIMIT-13: a malformed chunked request body is answered `400`
 /// on both servers. One cited difference: axum::serve lets the handler find the error
 /// (axum's text), while rgi-server, whose framing guard saw the bad chunk before calling the
-/// application, answers itself and closes the connection (SRV-LIMIT-2 allows it).
+/// application, answers itself and closes the connection (SRV-LIMIT-13 allows it).
 #[tokio::test]
 async fn malformed_chunked_body_is_answered_400_on_both() {
     let servers = start().await;

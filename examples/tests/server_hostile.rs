@@ -266,10 +266,10 @@ fn corpus() -> Vec<Case> {
             HigherMinorVersion,
             "GET / HTTP/1.2\r\nHost: a\r\n\r\n",
         ),
-        // ---- message framing (SRV-LIMIT-2) ----
+        // ---- message framing (SRV-LIMIT-13, SRV-LIMIT-14) ----
         reject(
             "CL + TE, smuggled request after last chunk",
-            "SRV-LIMIT-2, RFC 9112 6.3",
+            "SRV-LIMIT-14, RFC 9112 6.3",
             echo_with(
                 "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n",
                 &format!("0\r\n\r\n{SMUGGLED}"),
@@ -277,7 +277,7 @@ fn corpus() -> Vec<Case> {
         ),
         reject(
             "TE + CL, smuggled request in CL body",
-            "SRV-LIMIT-2, RFC 9112 6.3",
+            "SRV-LIMIT-14, RFC 9112 6.3",
             echo_with(
                 &format!(
                     "Transfer-Encoding: chunked\r\nContent-Length: {}\r\n",
@@ -288,52 +288,52 @@ fn corpus() -> Vec<Case> {
         ),
         reject(
             "two differing Content-Length",
-            "SRV-LIMIT-2",
+            "SRV-LIMIT-13",
             echo_with("Content-Length: 5\r\nContent-Length: 6\r\n", "hello!"),
         ),
         reject(
             "Content-Length list 5, 6",
-            "SRV-LIMIT-2",
+            "SRV-LIMIT-13",
             echo_with("Content-Length: 5, 6\r\n", "hello!"),
         ),
         reject(
             "Content-Length +5",
-            "SRV-LIMIT-2",
+            "SRV-LIMIT-13",
             echo_with("Content-Length: +5\r\n", "hello"),
         ),
         reject(
             "Content-Length -5",
-            "SRV-LIMIT-2",
+            "SRV-LIMIT-13",
             echo_with("Content-Length: -5\r\n", "hello"),
         ),
         reject(
             "Content-Length 0x5",
-            "SRV-LIMIT-2",
+            "SRV-LIMIT-13",
             echo_with("Content-Length: 0x5\r\n", "hello"),
         ),
         reject(
             "Content-Length 1 0",
-            "SRV-LIMIT-2",
+            "SRV-LIMIT-13",
             echo_with("Content-Length: 1 0\r\n", "helloworld"),
         ),
         reject(
             "Content-Length overflows u64",
-            "SRV-LIMIT-2",
+            "SRV-LIMIT-13",
             echo_with("Content-Length: 99999999999999999999999\r\n", "hello"),
         ),
         reject(
             "empty Content-Length",
-            "SRV-LIMIT-2",
+            "SRV-LIMIT-13",
             echo_with("Content-Length: \r\n", "hello"),
         ),
         reject(
             "Content-Length 5abc",
-            "SRV-LIMIT-2",
+            "SRV-LIMIT-13",
             echo_with("Content-Length: 5abc\r\n", "hello"),
         ),
         reject(
             "TE chunked, identity",
-            "SRV-LIMIT-2",
+            "SRV-LIMIT-13",
             echo_with(
                 "Transfer-Encoding: chunked, identity\r\n",
                 "5\r\nhello\r\n0\r\n\r\n",
@@ -341,17 +341,17 @@ fn corpus() -> Vec<Case> {
         ),
         reject(
             "TE gzip only",
-            "SRV-LIMIT-2",
+            "SRV-LIMIT-13",
             echo_with("Transfer-Encoding: gzip\r\n", "hello"),
         ),
         reject(
             "TE identity",
-            "SRV-LIMIT-2",
+            "SRV-LIMIT-13",
             echo_with("Transfer-Encoding: identity\r\n", "hello"),
         ),
         reject(
             "TE on HTTP/1.0",
-            "SRV-LIMIT-2, RFC 9112 6.1",
+            "SRV-LIMIT-13, RFC 9112 6.1",
             "POST /echo HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
         ),
         reject(
@@ -691,7 +691,7 @@ fn describe(transcript: &Transcript) -> String {
     format!("{} -> {end}", parts.join(", "))
 }
 
-/// SRV-LIMIT-1, SRV-LIMIT-2, SRV-LIMIT-3, SRV-LIMIT-4, SRV-LIMIT-5, SRV-LIMIT-7, SRV-LIMIT-11,
+/// SRV-LIMIT-1, SRV-LIMIT-13, SRV-LIMIT-14, SRV-LIMIT-3, SRV-LIMIT-4, SRV-LIMIT-5, SRV-LIMIT-7, SRV-LIMIT-11,
 /// HTTP-BODY-10, HTTP-BODY-11, HTTP-BODY-14: every malformed or hostile request gets a 4xx
 /// (or `505`, or a close) and never a 2xx, the connection is closed and not reused, and the
 /// server keeps serving without panicking.

@@ -1,10 +1,12 @@
 //! A request-smuggling guard for HTTP/1.x: [`FramingGuard`] watches the bytes hyper reads and
 //! flags requests whose framing is ambiguous or broken, so that the service answers them with
-//! `400` and closes the connection without calling the application (`SRV-LIMIT-2`).
+//! `400` and closes the connection without calling the application (`SRV-LIMIT-13`, `SRV-LIMIT-14`).
 //!
 //! hyper accepts a request with both `Content-Length` and `Transfer-Encoding` (it drops the
 //! length and decodes the chunks, as RFC 9112 §6.3 permits), and a malformed chunk size only
-//! surfaces when the application reads the body. The spec wants a `400` and a close for both.
+//! surfaces when the application reads the body. rgi-server answers both with a `400` and a
+//! close: `SRV-LIMIT-14` allows hyper's way too, but refusing is the stricter choice, and
+//! `SRV-LIMIT-13` allows it for the malformed chunk.
 //! The guard follows the HTTP/1 message framing of the byte stream (heads, `Content-Length`
 //! bodies, chunked bodies) and records one verdict per request head, in order; the service
 //! takes the verdicts in the same order. Whatever the guard cannot follow (an HTTP/2 preface,

@@ -9,7 +9,7 @@ use common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// SRV-LIMIT-1, SRV-LIMIT-2, SRV-LIMIT-3, SRV-LIMIT-4, SRV-LIMIT-11: malformed heads get a 4xx
+/// SRV-LIMIT-1, SRV-LIMIT-13, SRV-LIMIT-14, SRV-LIMIT-3, SRV-LIMIT-4, SRV-LIMIT-11: malformed heads get a 4xx
 /// (or a close), never reach the app, and the connection is not reused.
 #[tokio::test]
 async fn malformed_requests_get_400_and_close() {

@@ -211,7 +211,8 @@ async fn h2_connection_specific_fields() {
     assert_server(&run(&echo(), req).await, "SRV-LIMIT-1");
 }
 
-/// SRV-LIMIT-2: content-length with transfer-encoding, and a final coding that is not chunked.
+/// SRV-LIMIT-14: content-length with transfer-encoding; SRV-LIMIT-13: a final coding that is not
+/// chunked.
 #[tokio::test]
 async fn smuggling_vectors_reach_the_app() {
     let (mut req, _n) = request();
@@ -221,13 +222,13 @@ async fn smuggling_vectors_reach_the_app() {
     );
     req.headers_mut()
         .insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
-    assert_server(&run(&echo(), req).await, "SRV-LIMIT-2");
+    assert_server(&run(&echo(), req).await, "SRV-LIMIT-14");
     let (mut req, _n) = request();
     req.headers_mut().insert(
         header::TRANSFER_ENCODING,
         HeaderValue::from_static("chunked, gzip"),
     );
-    assert_server(&run(&echo(), req).await, "SRV-LIMIT-2");
+    assert_server(&run(&echo(), req).await, "SRV-LIMIT-13");
 }
 
 /// SRV-LIMIT-3: an HTTP/0.9 request.

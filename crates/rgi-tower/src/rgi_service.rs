@@ -227,7 +227,7 @@ where
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         let (mut parts, body) = req.into_parts();
         if let Some(why) = malformed_head(&parts) {
-            // SRV-LIMIT-2: answered without calling the application.
+            // SRV-LIMIT-13, SRV-LIMIT-14: answered without calling the application.
             tracing::debug!(why, "rejected a malformed request head");
             return ResponseFuture::rejected();
         }
@@ -298,14 +298,14 @@ impl<B> ResponseFuture<B> {
     }
 }
 
-/// A request head the service refuses (`SRV-LIMIT-2`).
+/// A request head the service refuses (`SRV-LIMIT-13`, `SRV-LIMIT-14`).
 #[derive(Debug, thiserror::Error)]
 #[error("malformed request head")]
 struct Rejected;
 
 /// Why a request head must be refused: framing fields that contradict each other
 /// (`content-length` with `transfer-encoding`, several different lengths), which an RGI server
-/// must not pass on (`SRV-LIMIT-2`). (A missing `host` is the host server's to judge: requests
+/// must not pass on (`SRV-LIMIT-13`, `SRV-LIMIT-14`). (A missing `host` is the host server's to judge: requests
 /// made in-process, by a router or a test, often have none.)
 fn malformed_head(parts: &http::request::Parts) -> Option<&'static str> {
     if parts.version >= http::Version::HTTP_2 {

@@ -74,7 +74,8 @@ pub enum LintMode {
 /// | `HTTP-REQ-2`, `SRV-LIMIT-3` | a version other than HTTP/1.0, 1.1 or 2 |
 /// | `HTTP-REQ-3` | a target in no valid form; an HTTP/2 URI without scheme or authority |
 /// | `SRV-LIMIT-1` | asterisk-form without `OPTIONS`, authority-form without `CONNECT`, HTTP/1.1 without exactly one `host`, HTTP/2 with connection-specific fields |
-/// | `SRV-LIMIT-2` | `content-length` with `transfer-encoding`, invalid or conflicting lengths, a final coding other than `chunked` |
+/// | `SRV-LIMIT-13` | invalid or conflicting lengths, a final coding other than `chunked` |
+/// | `SRV-LIMIT-14` | `content-length` with `transfer-encoding` |
 /// | `HTTP-BODY-7` | a request body without a limit |
 /// | `HTTP-BODY-6` | a declared length without an equal exact size hint |
 /// | `HTTP-BODY-4` | a body-less request whose body is not at its end, or yields data or trailers |

@@ -120,7 +120,7 @@ pub(crate) fn check_head(req: &rgi::Request, ctx: &Ctx, server: Option<&ServerIn
         let lengths: Vec<_> = headers.get_all(header::CONTENT_LENGTH).iter().collect();
         if headers.contains_key(header::TRANSFER_ENCODING) && !lengths.is_empty() {
             server_must(
-                "SRV-LIMIT-2",
+                "SRV-LIMIT-14",
                 "a request with both content-length and transfer-encoding reached the application"
                     .to_owned(),
             );
@@ -129,7 +129,7 @@ pub(crate) fn check_head(req: &rgi::Request, ctx: &Ctx, server: Option<&ServerIn
             || lengths.windows(2).any(|pair| pair[0] != pair[1])
         {
             server_must(
-                "SRV-LIMIT-2",
+                "SRV-LIMIT-13",
                 "a request with an invalid or conflicting content-length reached the application"
                     .to_owned(),
             );
@@ -146,7 +146,7 @@ pub(crate) fn check_head(req: &rgi::Request, ctx: &Ctx, server: Option<&ServerIn
                 .map(str::trim);
             if !final_coding.is_some_and(|c| c.eq_ignore_ascii_case("chunked")) {
                 server_must(
-                    "SRV-LIMIT-2",
+                    "SRV-LIMIT-13",
                     "a request whose transfer-encoding does not end in chunked reached the application"
                         .to_owned(),
                 );
