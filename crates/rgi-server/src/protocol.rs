@@ -10,7 +10,6 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -81,17 +80,11 @@ pub(crate) struct Builders {
 
 impl Builders {
     pub(crate) fn new(config: &Config) -> Self {
-        // The timer must be installed, or hyper's header read timeout silently does nothing.
-        // hyper adds the timeout to an `Instant`: keep it far below an overflow (ten years).
-        let header_read_timeout = (!config.header_read_timeout.is_zero()).then_some(
-            config
-                .header_read_timeout
-                .min(Duration::from_secs(86_400 * 3650)),
-        );
         let mut http1 = http1::Builder::new();
         http1
-            .timer(TokioTimer::new())
-            .header_read_timeout(header_read_timeout)
+            // The connection's drive loop enforces the header read timeout (`SRV-LIMIT-7`):
+            // hyper's would box a new timer for every request head.
+            .header_read_timeout(None)
             .max_buf_size(config.max_header_bytes.max(8192))
             // Not `pipeline_flush(true)`: hyper then skips the flush while request bytes are
             // buffered, and on an upgrade whose client sent protocol bytes with the request

@@ -401,6 +401,8 @@ struct ConnShared {
     semaphore: Arc<Semaphore>,
     next_id: AtomicU64,
     handshake_timeout: Duration,
+    /// The header read timeout of HTTP/1 connections (`SRV-LIMIT-7`), `None` when off.
+    header_read_timeout: Option<Duration>,
     keep_alive_timeout: Option<Duration>,
     max_head: usize,
     allowed: Allowed,
@@ -546,6 +548,8 @@ impl Server {
             } else {
                 config.header_read_timeout
             },
+            header_read_timeout: (!config.header_read_timeout.is_zero())
+                .then_some(config.header_read_timeout),
             keep_alive_timeout: (!config.keep_alive_timeout.is_zero())
                 .then_some(config.keep_alive_timeout),
             max_head: config.max_header_bytes.max(8192),
@@ -860,6 +864,12 @@ where
         ctx.activity.clone(),
     );
     let mut conn = conns.builders.serve(protocol, io, service);
+    // SRV-LIMIT-7 for HTTP/1: hyper's own header read timeout arms a boxed timer for every
+    // request head; the connection's one timer does it instead, from the end of the previous
+    // response (or the connection's start) while no request is in flight.
+    let header_read_timeout = conns
+        .header_read_timeout
+        .filter(|_| protocol == crate::protocol::Protocol::Http1);
     let mut closing = false;
     // When an idle connection was asked to close: the peer gets one more idle timeout to let
     // it (an HTTP/2 peer must acknowledge the GOAWAY's PING), then it is dropped (`SRV-LIMIT-8`).
@@ -868,14 +878,17 @@ where
     // read and write of the connection).
     let gate = Gate::new();
     loop {
-        let idle_deadline = conns.keep_alive_timeout.map(|timeout| {
-            let base = if ctx.activity.is_idle() {
-                ctx.activity.last()
-            } else {
-                std::time::Instant::now()
-            };
-            deadline(base, timeout)
-        });
+        // Measured from the end of the last request while idle; while a request is in flight
+        // the timer is re-armed a whole timeout ahead and checked again when it fires.
+        let base = if ctx.activity.is_idle() {
+            ctx.activity.last()
+        } else {
+            std::time::Instant::now()
+        };
+        let idle_deadline = conns
+            .keep_alive_timeout
+            .map(|timeout| deadline(base, timeout));
+        let head_deadline = header_read_timeout.map(|timeout| deadline(base, timeout));
         // One timer for the earliest of the connection's deadlines (a timer per deadline
         // would make every idle connection larger).
         let saw_bytes = ctx.activity.saw_bytes.load(Ordering::Acquire);
@@ -885,6 +898,7 @@ where
             idle_deadline
                 .filter(|_| !closing)
                 .map(|at| (at, Timer::Idle)),
+            head_deadline.map(|at| (at, Timer::HeadRead)),
         ];
         let timer = timers.into_iter().flatten().min_by_key(|(at, _)| *at);
         let draining = closing;
@@ -897,6 +911,7 @@ where
                 () = sleep_until(timer.map(|(at, _)| at)) => match timer.map(|(_, kind)| kind) {
                     Some(Timer::FirstByte) => Event::FirstByteDeadline,
                     Some(Timer::IdleClose) => Event::IdleCloseDeadline,
+                    Some(Timer::HeadRead) => Event::HeadReadDeadline,
                     _ => Event::IdleDeadline,
                 },
             }
@@ -928,6 +943,18 @@ where
                     tracing::debug!(
                         connection = ctx.info.id(),
                         "no request within the header read timeout"
+                    );
+                    break;
+                }
+            }
+            Event::HeadReadDeadline => {
+                if ctx.activity.is_idle()
+                    && header_read_timeout
+                        .is_some_and(|timeout| ctx.activity.last().elapsed() >= timeout)
+                {
+                    tracing::debug!(
+                        connection = ctx.info.id(),
+                        "no complete request head within the header read timeout"
                     );
                     break;
                 }
@@ -970,6 +997,7 @@ enum Timer {
     FirstByte,
     IdleClose,
     Idle,
+    HeadRead,
 }
 
 /// What ended one turn of a connection's [`drive`] loop.
@@ -986,6 +1014,8 @@ enum Event {
     IdleCloseDeadline,
     /// The idle timeout may have passed.
     IdleDeadline,
+    /// The header read timeout of an HTTP/1 connection may have passed.
+    HeadReadDeadline,
 }
 
 /// `base + timeout`, or a deadline decades away when a huge timeout would overflow.
