@@ -153,7 +153,8 @@ pin_project_lite::pin_project! {
         no_body: bool,
         declared: Option<u64>,
         sent: u64,
-        held_trailers: Option<http::HeaderMap>,
+        // Boxed: trailers are rare, and the body lives in hyper's state for the whole response.
+        held_trailers: Option<Box<http::HeaderMap>>,
         done: bool,
         aborted: bool,
         // An abort held back for one poll, so that hyper flushes what it buffered (the head,
@@ -290,7 +291,7 @@ where
                     _ => {
                         // The end: the trailers held back (if any) are the last frame.
                         *this.done = true;
-                        let mut trailers = this.held_trailers.take();
+                        let mut trailers = this.held_trailers.take().map(|boxed| *boxed);
                         if let Some(trailers) = trailers.as_mut() {
                             if strip_forbidden_trailers(trailers) {
                                 tracing::warn!(
@@ -324,7 +325,7 @@ where
                             if let Ok(trailers) = frame.into_trailers() {
                                 // Held back until the body ends: a frame after the trailers
                                 // must abort the response, not follow them.
-                                *this.held_trailers = Some(trailers);
+                                *this.held_trailers = Some(Box::new(trailers));
                             }
                         }
                     }

@@ -149,7 +149,8 @@ struct AccessLine {
 /// What the access log line of one exchange says; it also marks the request as in flight.
 #[derive(Debug)]
 pub(crate) struct ExchangeLog {
-    line: Option<AccessLine>,
+    // Boxed: only with the access log on; it keeps the exchange's state small otherwise.
+    line: Option<Box<AccessLine>>,
     method: Method,
     target: LogTarget,
     version: Version,
@@ -283,7 +284,7 @@ enum UpgradeRequest {
     /// A raw upgrade (HTTP/1.1 `Upgrade` or HTTP/2 extended CONNECT).
     Raw(hyper::upgrade::OnUpgrade),
     /// A WebSocket handshake; the request headers are kept for the handshake response.
-    WebSocket(hyper::upgrade::OnUpgrade, HeaderMap),
+    WebSocket(hyper::upgrade::OnUpgrade, Box<HeaderMap>),
 }
 
 /// What is needed after the application answered.
@@ -306,7 +307,9 @@ pin_project_lite::pin_project! {
         notifier: Option<DisconnectNotifier>,
         // Echoed in the response (`--request-id`).
         request_id: Option<HeaderValue>,
-        immediate: Option<Response<ResponseBody<A::Body>>>,
+        // Boxed: rare (rejections, the health path), and inline it would make every request's
+        // future — which hyper moves and tokio copies — larger by a whole response.
+        immediate: Option<Box<Response<ResponseBody<A::Body>>>>,
         finish: Option<Finish<A>>,
         #[pin]
         call: Option<CatchUnwind<F>>,
@@ -338,7 +341,8 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
-        if let Some(mut response) = this.immediate.take() {
+        if let Some(response) = this.immediate.take() {
+            let mut response = *response;
             echo_request_id(&mut response, this.request_id.take());
             return Poll::Ready(Ok(response));
         }
@@ -861,9 +865,11 @@ pub(crate) fn serve_request<A: App>(
     }
 
     let log = ExchangeLog {
-        line: shared.access_log.then(|| AccessLine {
-            start: Instant::now(),
-            client: info.peer().clone(),
+        line: shared.access_log.then(|| {
+            Box::new(AccessLine {
+                start: Instant::now(),
+                client: info.peer().clone(),
+            })
         }),
         method: parts.method.clone(),
         target: LogTarget(parts.uri.clone()),
@@ -932,7 +938,7 @@ pub(crate) fn serve_request<A: App>(
         return CallFuture {
             notifier: None,
             request_id,
-            immediate: Some(response),
+            immediate: Some(Box::new(response)),
             finish: None,
             call: None,
         };
@@ -971,7 +977,8 @@ pub(crate) fn serve_request<A: App>(
             match ws::websocket_offer(&parts.method, version, &parts.headers, protocol.as_deref()) {
                 Some(offer) => {
                     parts.extensions.insert(offer);
-                    upgrade = UpgradeRequest::WebSocket(on_upgrade, parts.headers.clone());
+                    upgrade =
+                        UpgradeRequest::WebSocket(on_upgrade, Box::new(parts.headers.clone()));
                 }
                 None => {
                     parts
