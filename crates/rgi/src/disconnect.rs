@@ -3,7 +3,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Waker};
 
@@ -28,6 +28,10 @@ pub enum Outcome {
 
 struct Shared {
     state: AtomicU8,
+    /// Set once a [`Finished`] future registered a waker: settling takes the lock only then.
+    /// (`SeqCst` on both sides: a settle that reads `false` here happened before the waiting
+    /// future re-reads the state, which it does after setting the flag.)
+    waiting: AtomicBool,
     wakers: Mutex<Vec<Waker>>,
 }
 
@@ -35,8 +39,9 @@ impl Shared {
     fn settle(&self, outcome: u8) {
         if self
             .state
-            .compare_exchange(ACTIVE, outcome, Ordering::AcqRel, Ordering::Acquire)
+            .compare_exchange(ACTIVE, outcome, Ordering::SeqCst, Ordering::Acquire)
             .is_ok()
+            && self.waiting.load(Ordering::SeqCst)
         {
             let wakers =
                 std::mem::take(&mut *self.wakers.lock().unwrap_or_else(PoisonError::into_inner));
@@ -47,7 +52,7 @@ impl Shared {
     }
 
     fn outcome(&self) -> Option<Outcome> {
-        match self.state.load(Ordering::Acquire) {
+        match self.state.load(Ordering::SeqCst) {
             COMPLETED => Some(Outcome::Completed),
             CLIENT_GONE => Some(Outcome::ClientGone),
             ABORTED => Some(Outcome::Aborted),
@@ -85,6 +90,7 @@ impl Disconnect {
     pub fn pair() -> (Disconnect, DisconnectNotifier) {
         let shared = Arc::new(Shared {
             state: AtomicU8::new(ACTIVE),
+            waiting: AtomicBool::new(false),
             wakers: Mutex::new(Vec::new()),
         });
         (
@@ -149,6 +155,7 @@ impl Future for Finished {
             if !wakers.iter().any(|w| w.will_wake(cx.waker())) {
                 wakers.push(cx.waker().clone());
             }
+            self.shared.waiting.store(true, Ordering::SeqCst);
         }
         // Settled between the first check and the registration: do not miss it.
         match self.shared.outcome() {

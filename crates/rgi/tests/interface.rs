@@ -4,6 +4,7 @@
 mod support;
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::Poll;
@@ -14,7 +15,7 @@ use rgi::{
     Outcome, Request, SPEC_VERSION, Scheme, ServerInfo, SocketAddress, SpecVersion, StartupError,
     TlsInfo, TlsVersion, ext,
 };
-use support::{block_on, poll_once};
+use support::{ThreadWaker, block_on, poll_once};
 
 fn request(uri: &str) -> Request {
     http::Request::get(uri).body(Body::empty()).unwrap()
@@ -142,6 +143,43 @@ fn dropped_notifier_means_client_gone_and_wakes() {
     let (poll, _) = poll_once(&mut finished);
     assert_eq!(poll, Poll::Ready(Outcome::ClientGone));
     assert!(signal.clone().is_client_gone());
+}
+
+/// HTTP-DISC: a verdict given on another thread while a `Finished` future starts waiting always
+/// wakes it (the settle skips the waker lock when nobody waits; this races the two).
+#[test]
+fn a_verdict_racing_a_waiter_is_never_lost() {
+    for _ in 0..2000 {
+        let (signal, notifier) = Disconnect::pair();
+        let settler = std::thread::spawn(move || notifier.completed());
+        let mut finished = signal.finished();
+        let waker = ThreadWaker::current();
+        let task_waker = std::task::Waker::from(waker.clone());
+        let mut cx = std::task::Context::from_waker(&task_waker);
+        loop {
+            let wakes_before = waker.wakes.load(Ordering::SeqCst);
+            match std::pin::Pin::new(&mut finished).poll(&mut cx) {
+                Poll::Ready(outcome) => {
+                    assert_eq!(outcome, Outcome::Completed);
+                    break;
+                }
+                Poll::Pending => {
+                    // Pending means the verdict came after the waiter registered: it must wake
+                    // it. A generous bound turns a lost wake-up into a failure, not a hang.
+                    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+                    while waker.wakes.load(Ordering::SeqCst) == wakes_before {
+                        let now = std::time::Instant::now();
+                        assert!(
+                            now < deadline,
+                            "the verdict was given but the waiter never woke"
+                        );
+                        std::thread::park_timeout(deadline - now);
+                    }
+                }
+            }
+        }
+        settler.join().unwrap();
+    }
 }
 
 /// HTTP-DISC: a server abort is reported as such.

@@ -9,9 +9,21 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
 
-struct ThreadWaker {
+/// A waker that unparks a thread and counts its wake-ups.
+pub struct ThreadWaker {
     thread: Thread,
-    wakes: AtomicUsize,
+    /// How often it was woken.
+    pub wakes: AtomicUsize,
+}
+
+impl ThreadWaker {
+    /// A waker for the current thread.
+    pub fn current() -> Arc<Self> {
+        Arc::new(Self {
+            thread: thread::current(),
+            wakes: AtomicUsize::new(0),
+        })
+    }
 }
 
 impl Wake for ThreadWaker {
