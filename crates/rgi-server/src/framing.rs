@@ -9,9 +9,11 @@
 //! `SRV-LIMIT-13` allows it for the malformed chunk.
 //! The guard follows the HTTP/1 message framing of the byte stream (heads, `Content-Length`
 //! bodies, chunked bodies) and records one verdict per request head, in order; the service
-//! takes the verdicts in the same order. Whatever the guard cannot follow (an HTTP/2 preface,
-//! an upgrade, an oversized or unparsable head) switches it off: it then flags nothing, and
-//! hyper's own checks apply.
+//! takes the verdicts in the same order. A head longer than the configured limit is flagged
+//! too (`431`, `SRV-LIMIT-5`): hyper's own bound on its buffer is larger, because the same
+//! bound limits how much response data hyper gathers into one write. Whatever the guard cannot
+//! follow (an HTTP/2 preface, an upgrade, an unparsable head) switches it off: it then flags
+//! nothing, and hyper's own checks apply.
 
 use std::io;
 use std::pin::Pin;
@@ -21,8 +23,17 @@ use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+/// Why the service must refuse a request, without calling the application.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// Ambiguous or broken framing: `400` (`SRV-LIMIT-13`, `SRV-LIMIT-14`).
+    Framing,
+    /// A head longer than the limit: `431` (`SRV-LIMIT-5`).
+    HeadTooLarge,
+}
+
 /// The verdicts of one connection, one per request head the guard saw, taken in order by the
-/// service: whether the request must be rejected.
+/// service: whether the request must be refused, and why.
 ///
 /// Requests are counted with atomics (no lock per request); only the rare condemned requests
 /// are kept in a locked list.
@@ -34,13 +45,13 @@ pub(crate) struct Verdicts {
     taken: AtomicU64,
     /// Whether `condemned` may hold anything (checked before taking the lock).
     any_condemned: AtomicBool,
-    /// The indexes of the requests to reject that were not taken yet.
-    condemned: Mutex<Vec<u64>>,
+    /// The requests to refuse whose verdicts were not taken yet.
+    condemned: Mutex<Vec<(u64, Refusal)>>,
 }
 
 impl Verdicts {
-    /// Takes the verdict of the next request: whether it must be rejected.
-    pub(crate) fn next_is_malformed(&self) -> bool {
+    /// Takes the verdict of the next request: why it must be refused, if it must.
+    pub(crate) fn next_refusal(&self) -> Option<Refusal> {
         let seen = self.seen.load(Ordering::Acquire);
         let Ok(index) = self
             .taken
@@ -49,18 +60,17 @@ impl Verdicts {
             })
         else {
             // A request the guard did not follow (it is switched off): nothing to say.
-            return false;
+            return None;
         };
         if !self.any_condemned.load(Ordering::Acquire) {
-            return false;
+            return None;
         }
         let mut condemned = self
             .condemned
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let before = condemned.len();
-        condemned.retain(|&i| i != index);
-        before != condemned.len()
+        let position = condemned.iter().position(|&(i, _)| i == index)?;
+        Some(condemned.swap_remove(position).1)
     }
 
     /// Whether a request head the guard saw was not taken by the service yet: hyper holds
@@ -69,17 +79,17 @@ impl Verdicts {
         self.taken.load(Ordering::Acquire) < self.seen.load(Ordering::Acquire)
     }
 
-    fn push(&self, malformed: bool) -> u64 {
+    fn push(&self, refusal: Option<Refusal>) -> u64 {
         let index = self.seen.load(Ordering::Acquire);
-        if malformed {
-            self.condemn(index);
+        if let Some(refusal) = refusal {
+            self.condemn(index, refusal);
         }
         self.seen.store(index + 1, Ordering::Release);
         index
     }
 
-    /// Marks request `index` as malformed, if its verdict was not taken yet.
-    fn condemn(&self, index: u64) {
+    /// Marks request `index` to be refused, if its verdict was not taken yet.
+    fn condemn(&self, index: u64, refusal: Refusal) {
         if index < self.taken.load(Ordering::Acquire) {
             return;
         }
@@ -87,7 +97,7 @@ impl Verdicts {
             .condemned
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        condemned.push(index);
+        condemned.push((index, refusal));
         self.any_condemned.store(true, Ordering::Release);
     }
 }
@@ -186,6 +196,9 @@ impl Scanner {
 
     fn append_head(&mut self, bytes: &[u8]) {
         if self.head.len() + bytes.len() > self.max_head {
+            // The next request hyper delivers is this one: refused with `431`. What follows
+            // it cannot be followed (the connection closes after the refusal anyway).
+            self.verdicts.push(Some(Refusal::HeadTooLarge));
             self.state = State::Off;
             self.head = Vec::new();
         } else {
@@ -258,7 +271,7 @@ impl Scanner {
             }
         }
         let ambiguous = content_length.is_some() && transfer_encoding.is_some();
-        self.current = self.verdicts.push(ambiguous);
+        self.current = self.verdicts.push(ambiguous.then_some(Refusal::Framing));
         self.state = match (transfer_encoding, content_length) {
             _ if upgrade => State::Off,
             (Some(true), _) => State::ChunkSize(0, false),
@@ -269,7 +282,7 @@ impl Scanner {
     }
 
     fn malformed_body(&mut self) {
-        self.verdicts.condemn(self.current);
+        self.verdicts.condemn(self.current, Refusal::Framing);
         self.state = State::Off;
     }
 
@@ -407,8 +420,8 @@ pin_project_lite::pin_project! {
 }
 
 impl<Io> FramingGuard<Io> {
-    /// Guards `io`, whose first bytes `prefix` were already read; heads longer than
-    /// `max_head` switch the guard off (hyper answers `431`).
+    /// Guards `io`, whose first bytes `prefix` were already read; a head longer than
+    /// `max_head` is refused with `431`.
     pub(crate) fn new(
         io: Io,
         prefix: crate::protocol::Prefix,
@@ -644,11 +657,18 @@ mod tests {
     use super::*;
 
     fn scan(chunks: &[&[u8]]) -> Vec<bool> {
+        scan_refusals(chunks, 8192)
+            .into_iter()
+            .map(|r| r.is_some())
+            .collect()
+    }
+
+    fn scan_refusals(chunks: &[&[u8]], max_head: usize) -> Vec<Option<Refusal>> {
         let verdicts = Arc::new(Verdicts::default());
         let mut scanner = Scanner {
             state: State::Head,
             head: Vec::new(),
-            max_head: 8192,
+            max_head,
             current: 0,
             verdicts: verdicts.clone(),
         };
@@ -657,7 +677,7 @@ mod tests {
         }
         let mut out = Vec::new();
         while verdicts.has_untaken() {
-            out.push(verdicts.next_is_malformed());
+            out.push(verdicts.next_refusal());
         }
         out
     }
@@ -696,5 +716,27 @@ mod tests {
         assert!(scan(&[b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"]).is_empty());
         let stream: &[u8] = b"GET / HTTP/1.1\r\nUpgrade: x\r\nConnection: upgrade\r\n\r\nPOST / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n";
         assert_eq!(scan(&[stream]), [false]);
+    }
+
+    /// SRV-LIMIT-5: a head over the limit is refused with `431`, whether it arrives whole or
+    /// a few bytes at a time; the heads before it are not.
+    #[test]
+    fn flags_heads_over_the_limit() {
+        let small: &[u8] = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+        let big = format!(
+            "GET / HTTP/1.1\r\nHost: a\r\nX-Big: {}\r\n\r\n",
+            "b".repeat(300)
+        );
+        let stream = [small, big.as_bytes()].concat();
+        assert_eq!(
+            scan_refusals(&[&stream], 256),
+            [None, Some(Refusal::HeadTooLarge)]
+        );
+        let bytes: Vec<&[u8]> = stream.chunks(7).collect();
+        assert_eq!(
+            scan_refusals(&bytes, 256),
+            [None, Some(Refusal::HeadTooLarge)]
+        );
+        assert_eq!(scan_refusals(&[&stream], 4096), [None, None]);
     }
 }

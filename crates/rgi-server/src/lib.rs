@@ -193,19 +193,20 @@
 //!   treated as gone (hyper's `half_close` is off).
 //! - **Read-ahead** (`HTTP-BODY-2`): request body bytes are read only as the application polls
 //!   the body. What is buffered ahead is bounded by hyper's HTTP/1 read buffer (at most
-//!   `max(max_header_bytes, 8192)` bytes) and, on HTTP/2, by the stream's flow-control window
-//!   (hyper's default, 1 MiB per stream).
+//!   `max(max_header_bytes, 408 KiB)` bytes, hyper's default) and, on HTTP/2, by the stream's
+//!   flow-control window (hyper's default, 1 MiB per stream).
 //! - **Response trailers on HTTP/1.1** are sent (by hyper) only with chunked encoding, when the
 //!   request carried `TE: trailers` and the response declares the field names in a `Trailer`
 //!   header; otherwise they are dropped and the body ends cleanly. On HTTP/2 they are always
 //!   sent. Request trailers reach the application as the last frame of the body on both.
 //! - **`100 Continue`** is sent (by hyper) only when the application first polls the body of a
 //!   request that carried `Expect: 100-continue`.
-//! - **Malformed requests** are answered by hyper (`400`, or `431` for an oversized head) or
+//! - **Malformed requests** are answered by hyper (`400`, or `431` for too many fields) or
 //!   by the server (`400` for an HTTP/1.1 request without exactly one valid `Host`, an
 //!   asterisk-form target without `OPTIONS`, an authority-form target without `CONNECT`, and
-//!   what the `framing` guard flags), and the connection is closed; they never reach the
-//!   application.
+//!   the ambiguous framing the `framing` guard flags; `431` for a head over
+//!   `max_header_bytes`, which the guard measures), and the connection is closed; they never
+//!   reach the application.
 //! - **Early hints** (`103`) are not offered: requests carry no [`rgi::ext::EarlyHints`] and
 //!   the capability is not advertised.
 //! - **Client certificates** are requested only with `--tls-client-ca`; they are optional

@@ -21,6 +21,9 @@ use crate::framing::PREFACE;
 /// hyper's HTTP/1 header count limit when none is set.
 const HYPER_DEFAULT_MAX_HEADERS: usize = 100;
 
+/// hyper's HTTP/1 buffer bound when none is set (8 KiB + 100 × 4 KiB).
+const HYPER_DEFAULT_MAX_BUF_SIZE: usize = 8192 + 4096 * 100;
+
 /// The protocol a connection speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Protocol {
@@ -85,7 +88,11 @@ impl Builders {
             // The connection's drive loop enforces the header read timeout (`SRV-LIMIT-7`):
             // hyper's would box a new timer for every request head.
             .header_read_timeout(None)
-            .max_buf_size(config.max_header_bytes.max(8192))
+            // hyper's one buffer bound limits both the request head and how much response
+            // data it gathers into one write: bounded by the head limit, a stream of 64 KiB
+            // chunks went out one `writev` each. The framing guard enforces the head limit
+            // (`431`, `SRV-LIMIT-5`); hyper's bound stays at its own default.
+            .max_buf_size(config.max_header_bytes.max(HYPER_DEFAULT_MAX_BUF_SIZE))
             // Not `pipeline_flush(true)`: hyper then skips the flush while request bytes are
             // buffered, and on an upgrade whose client sent protocol bytes with the request
             // the `101` head is never written (UPGRADE-RAW-3/-5). The framing guard batches

@@ -830,8 +830,8 @@ where
     let mut io = io;
     let mut graceful = conns.graceful.clone();
     let mut force = conns.force.clone();
-    // The header read timeout of hyper starts with the first request head; until the first
-    // byte (a client that connects and sends nothing) the server enforces it itself.
+    // A client that connects and sends nothing is dropped after the header read timeout; once
+    // bytes arrive, the drive loop below enforces that timeout for every HTTP/1 request head.
     let first_byte_deadline = deadline(ctx.activity.origin(), conns.handshake_timeout);
     let prefix = if conns.builders.needs_sniffing() {
         let read = tokio::select! {

@@ -844,7 +844,11 @@ pub(crate) fn serve_request<A: App>(
     let (mut parts, incoming) = req.into_parts();
     let version = parts.version;
     // Taken for every HTTP/1 request, in order, before anything can return early.
-    let ambiguous_framing = version < Version::HTTP_2 && conn.verdicts.next_is_malformed();
+    let refusal = if version < Version::HTTP_2 {
+        conn.verdicts.next_refusal()
+    } else {
+        None
+    };
     let head = parts.method == Method::HEAD;
     let is_connect = parts.method == Method::CONNECT;
 
@@ -888,7 +892,12 @@ pub(crate) fn serve_request<A: App>(
         } else {
             0
         };
-    let early_status = if ambiguous_framing || malformed_head(&parts) {
+    let early_status = if let Some(refusal) = refusal {
+        Some(match refusal {
+            crate::framing::Refusal::Framing => StatusCode::BAD_REQUEST,
+            crate::framing::Refusal::HeadTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        })
+    } else if malformed_head(&parts) {
         Some(StatusCode::BAD_REQUEST)
     } else if shared
         .health_path
