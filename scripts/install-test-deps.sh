@@ -6,6 +6,7 @@
 # - curl, openssl, chromium: HTTP/TLS/browser clients of the acceptance tests;
 # - nginx (Debian's nginx-light is enough): the reverse proxy of examples/tests/deploy_*.rs;
 # - systemd-socket-activate (package systemd): socket activation in examples/tests/deploy_*.rs.
+# - python3-grpcio: a stock gRPC client from another language (examples/tests/tonic_greeter.rs).
 set -euo pipefail
 
 need=()
@@ -16,6 +17,7 @@ if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
   need+=(nginx-light)
 fi
 command -v systemd-socket-activate >/dev/null 2>&1 || need+=(systemd)
+/usr/bin/python3 -c 'import grpc' >/dev/null 2>&1 || need+=(python3-grpcio)
 
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""

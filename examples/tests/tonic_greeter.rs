@@ -213,3 +213,78 @@ fn generated_code_matches_the_proto() {
         "helloworld.rs is stale: expected the header line {expected:?}; regenerate it"
     );
 }
+
+/// A stock gRPC client from another language: Python's `grpcio` (the C core; Debian's
+/// `python3-grpcio`, installed by `scripts/install-test-deps.sh`), with the messages encoded by
+/// hand so that no generated code is needed.
+const PYTHON_CLIENT: &str = r#"
+import sys, grpc
+
+def encode(name, count=None):
+    data = name.encode()
+    out = (b"\x0a" + bytes([len(data)]) + data) if data else b""
+    if count is not None:
+        out += b"\x10" + bytes([count])
+    return out
+
+def decode(data):
+    assert data[0] == 0x0a and data[1] < 128, data
+    return data[2:2 + data[1]].decode()
+
+channel = grpc.insecure_channel(sys.argv[1])
+grpc.channel_ready_future(channel).result(timeout=20)
+say = channel.unary_unary("/helloworld.Greeter/SayHello",
+                          request_serializer=bytes, response_deserializer=decode)
+print("unary:", say(encode("Python"), timeout=20))
+stream = channel.unary_stream("/helloworld.Greeter/SayHelloStream",
+                              request_serializer=bytes, response_deserializer=decode)
+for reply in stream(encode("py", 3), timeout=20):
+    print("stream:", reply)
+try:
+    say(encode(""), timeout=20)
+    print("empty: OK")
+except grpc.RpcError as error:
+    print("empty:", error.code().name)
+"#;
+
+/// HTTP-TRAIL-4, HTTP-REQ-2: Python's `grpcio` calls `Greeter` through rgi-server over h2c —
+/// unary, server streaming, and an error status — exactly as it would call any gRPC server.
+#[tokio::test]
+async fn python_grpcio_client_calls_the_greeter() {
+    let server = ServerOptions::new(TONIC_GREETER).start();
+    // Debian's interpreter, where `python3-grpcio` is installed (another `python3` may come
+    // first on PATH).
+    let python = if std::path::Path::new("/usr/bin/python3").exists() {
+        "/usr/bin/python3"
+    } else {
+        "python3"
+    };
+    let addr = server.addr().to_string();
+    let output = within(
+        tokio::process::Command::new(python)
+            .args(["-c", PYTHON_CLIENT, &addr])
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("python3 runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !stderr.contains("No module named 'grpc'"),
+        "Python's grpcio is missing: run scripts/install-test-deps.sh (package python3-grpcio)"
+    );
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert_eq!(
+        stdout.lines().collect::<Vec<_>>(),
+        [
+            "unary: Hello Python",
+            "stream: Hello py #1",
+            "stream: Hello py #2",
+            "stream: Hello py #3",
+            "empty: INVALID_ARGUMENT",
+        ],
+        "{stderr}"
+    );
+    server.assert_no_panic();
+}
