@@ -47,7 +47,10 @@ impl App for Hello {
         let path = rgi::path::app_path(&req).unwrap_or_default();
         let response = match (req.method(), &*path) {
             (&Method::GET | &Method::HEAD, b"/") => text(StatusCode::OK, "Hello, World!"),
-            (&Method::POST, b"/echo") => echo(req).await?,
+            // Boxed: only the echo waits (for the body's first frame). Inline, its state would
+            // make every request's future larger, and a server on hyper keeps a slot of that
+            // size for each connection, busy or idle.
+            (&Method::POST, b"/echo") => Box::pin(echo(req)).await?,
             (&Method::GET | &Method::HEAD, b"/stream") => stream(rgi::path::query(&req)),
             (&Method::GET | &Method::HEAD, b"/trailers") => trailers(),
             _ => text(StatusCode::NOT_FOUND, "Not Found"),

@@ -125,16 +125,32 @@ pub(crate) struct ConnContext<A> {
     pub(crate) verdicts: Arc<crate::framing::Verdicts>,
 }
 
-/// The request target as logs show it: the path and query, or the whole target when it has
-/// none (authority form). Holding the `Uri` costs a reference count, not a copy.
+/// The request target as logs show it: the path and query, or the authority of an
+/// authority-form target (`CONNECT`). Holding it costs a reference count, not a copy, and it
+/// is a third of the size of the whole `Uri`: it lives in every request's state.
 #[derive(Debug)]
-pub(crate) struct LogTarget(http::Uri);
+pub(crate) enum LogTarget {
+    Path(http::uri::PathAndQuery),
+    Authority(http::uri::Authority),
+    Empty,
+}
+
+impl LogTarget {
+    fn of(uri: &http::Uri) -> Self {
+        match (uri.path_and_query(), uri.authority()) {
+            (Some(pq), _) => Self::Path(pq.clone()),
+            (None, Some(authority)) => Self::Authority(authority.clone()),
+            (None, None) => Self::Empty,
+        }
+    }
+}
 
 impl std::fmt::Display for LogTarget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.0.path_and_query() {
-            Some(pq) => f.write_str(pq.as_str()),
-            None => write!(f, "{}", self.0),
+        match self {
+            Self::Path(pq) => f.write_str(pq.as_str()),
+            Self::Authority(authority) => f.write_str(authority.as_str()),
+            Self::Empty => f.write_str("-"),
         }
     }
 }
@@ -305,8 +321,6 @@ pin_project_lite::pin_project! {
     /// client-gone) before the application's future (`CORE-CANCEL-2`).
     pub(crate) struct CallFuture<F, A: App> {
         notifier: Option<DisconnectNotifier>,
-        // Echoed in the response (`--request-id`).
-        request_id: Option<HeaderValue>,
         // Boxed: rare (rejections, the health path), and inline it would make every request's
         // future — which hyper moves and tokio copies — larger by a whole response.
         immediate: Option<Box<Response<ResponseBody<A::Body>>>>,
@@ -342,9 +356,7 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         if let Some(response) = this.immediate.take() {
-            let mut response = *response;
-            echo_request_id(&mut response, this.request_id.take());
-            return Poll::Ready(Ok(response));
+            return Poll::Ready(Ok(*response));
         }
         let Some(call) = this.call.as_mut().as_pin_mut() else {
             // Polled after completion: hyper never does this. Answer, never panic.
@@ -370,6 +382,8 @@ where
                 None,
             )));
         };
+        // Echoed in the response (`--request-id`); the exchange log holds the one copy.
+        let request_id = finish.log.request_id.clone();
         let response = match output {
             Ok(Ok(response)) => finish_response(finish, response, notifier),
             Ok(Err(error)) => error_response(finish, error.into(), notifier),
@@ -386,7 +400,7 @@ where
             }
         };
         let mut response = response;
-        echo_request_id(&mut response, this.request_id.take());
+        echo_request_id(&mut response, request_id);
         Poll::Ready(Ok(response))
     }
 }
@@ -876,10 +890,10 @@ pub(crate) fn serve_request<A: App>(
             })
         }),
         method: parts.method.clone(),
-        target: LogTarget(parts.uri.clone()),
+        target: LogTarget::of(&parts.uri),
         version,
         status: StatusCode::OK,
-        request_id: request_id.clone(),
+        request_id,
         connection: info.id(),
         _active: active,
     };
@@ -938,15 +952,16 @@ pub(crate) fn serve_request<A: App>(
         None
     };
     if let Some(status) = early_status.or(rejection.as_ref().map(|r| r.status())) {
+        let request_id = log.request_id.clone();
         let mut response = plain_response(status, version, head, Some(notifier), Some(log));
         if let Some(rejection) = rejection {
             for (name, value) in rejection.headers() {
                 response.headers_mut().insert(name, value.clone());
             }
         }
+        echo_request_id(&mut response, request_id);
         return CallFuture {
             notifier: None,
-            request_id,
             immediate: Some(Box::new(response)),
             finish: None,
             call: None,
@@ -1015,7 +1030,6 @@ pub(crate) fn serve_request<A: App>(
     let call = async move { app.app.call(request).await };
     CallFuture {
         notifier: Some(notifier),
-        request_id,
         immediate: None,
         finish: Some(Finish {
             shared: shared.clone(),
@@ -1031,7 +1045,21 @@ pub(crate) fn serve_request<A: App>(
 
 #[cfg(test)]
 mod tests {
-    use super::valid_host;
+    use super::{LogTarget, valid_host};
+
+    /// SRV-LOG-1: failure logs name the request's target.
+    #[test]
+    fn log_targets() {
+        for (target, shown) in [
+            ("/a/b?c=d", "/a/b?c=d"),
+            ("*", "*"),
+            ("example.com:443", "example.com:443"),
+            ("http://example.com/x?y", "/x?y"),
+        ] {
+            let uri: http::Uri = target.parse().unwrap();
+            assert_eq!(LogTarget::of(&uri).to_string(), shown, "{target}");
+        }
+    }
 
     /// SRV-LIMIT-1: `host` must be one valid `host[:port]`.
     #[test]

@@ -202,7 +202,8 @@ struct Inner {
     local: SocketAddress,
     peer: SocketAddress,
     scheme: Scheme,
-    tls: Option<TlsInfo>,
+    // Boxed: most connections are plain, and this is part of every connection's state.
+    tls: Option<Box<TlsInfo>>,
     transport: Option<(SocketAddress, Scheme)>,
 }
 
@@ -248,7 +249,7 @@ impl ConnectionInfo {
     /// Sets the TLS information; the scheme becomes [`Scheme::Https`] (`HTTP-CONN-4`).
     pub fn with_tls(mut self, tls: TlsInfo) -> Self {
         let inner = self.inner_mut();
-        inner.tls = Some(tls);
+        inner.tls = Some(Box::new(tls));
         inner.scheme = Scheme::Https;
         self
     }
@@ -313,7 +314,7 @@ impl ConnectionInfo {
 
     /// The TLS details; `None` on a plain connection (`HTTP-CONN-4`).
     pub fn tls(&self) -> Option<&TlsInfo> {
-        self.inner.tls.as_ref()
+        self.inner.tls.as_deref()
     }
 }
 
