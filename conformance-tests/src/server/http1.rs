@@ -88,7 +88,7 @@ pub(super) fn cases() -> Vec<ServerCase> {
             head_has_no_body
         ),
         server_case!(
-            "http1: 204 and 304 get no body",
+            "http1: 204, 205 and 304 get no body (HEAD included)",
             ["HTTP-FRAME-7"],
             None,
             no_body_statuses
@@ -179,7 +179,7 @@ pub(super) fn cases() -> Vec<ServerCase> {
             conflicting_content_length
         ),
         server_case!(
-            "http1: transfer-encoding not ending in chunked rejected",
+            "http1: transfer-encoding not ending in one chunked rejected",
             ["SRV-LIMIT-13", "SRV-LIMIT-4"],
             None,
             unchunked_transfer_encoding
@@ -189,6 +189,18 @@ pub(super) fn cases() -> Vec<ServerCase> {
             ["SRV-LIMIT-14"],
             None,
             cl_and_te
+        ),
+        server_case!(
+            "http1: malformed chunked body refused, nothing read behind it",
+            ["SRV-LIMIT-15"],
+            None,
+            malformed_chunked_body
+        ),
+        server_case!(
+            "http1: an upgrade offer not taken keeps the next request's checks",
+            ["SRV-LIMIT-15", "SRV-LIMIT-14"],
+            None,
+            switch_offer_keeps_checks
         ),
         server_case!(
             "http1: malformed head rejected",
@@ -556,37 +568,56 @@ async fn head_has_no_body(target: Target) -> Result<(), String> {
 }
 
 async fn no_body_statuses(target: Target) -> Result<(), String> {
-    for code in [204u16, 304] {
+    for (method, code) in [
+        ("GET", 204u16),
+        ("HEAD", 204),
+        ("GET", 304),
+        ("GET", 205),
+        ("HEAD", 205),
+    ] {
         let mut conn = WireConn::connect(target.addr)
             .await
             .map_err(|e| e.to_string())?;
         let path = format!("/status?code={code}&body=unwanted");
-        conn.send(&request("GET", &path, "HTTP/1.1", &[], None))
+        conn.send(&request(method, &path, "HTTP/1.1", &[], None))
             .await
             .map_err(|e| e.to_string())?;
         conn.send(&request("GET", "/meta", "HTTP/1.1", &[], None))
             .await
             .map_err(|e| e.to_string())?;
-        let first = conn.read_response("GET").await.map_err(|e| e.to_string())?;
+        let first = conn
+            .read_response(method)
+            .await
+            .map_err(|e| e.to_string())?;
         expect_status(&first, code)?;
         check!(
             first.header("transfer-encoding").is_none(),
-            "{code} with transfer-encoding"
+            "{method} {code} with transfer-encoding"
         );
-        if code == 204 {
-            check!(
+        match code {
+            // RFC 9110 §8.6: never a content-length on a 204, not even for HEAD.
+            204 => check!(
                 first.header("content-length").is_none(),
-                "204 with content-length {:?}",
+                "{method} 204 with content-length {:?}",
                 first.header("content-length")
-            );
+            ),
+            // RFC 9110 §15.3.6: a 205 has no content; a length, if any, says so.
+            205 => check!(
+                first
+                    .header("content-length")
+                    .is_none_or(|length| length == "0"),
+                "{method} 205 with content-length {:?}",
+                first.header("content-length")
+            ),
+            _ => {}
         }
         let next = conn
             .read_response("GET")
             .await
-            .map_err(|e| format!("the response after {code} is garbled: {e}"))?;
+            .map_err(|e| format!("the response after {method} {code} is garbled: {e}"))?;
         check!(
             next.field("method").as_deref() == Some("GET"),
-            "body bytes followed the {code}: {:?}",
+            "body bytes followed the {method} {code}: {:?}",
             next.text()
         );
     }
@@ -949,6 +980,14 @@ async fn unchunked_transfer_encoding(target: Target) -> Result<(), String> {
         b"POST /echo HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked, identity\r\n\r\n4\r\nabcd\r\n0\r\n\r\n",
         "transfer-encoding: chunked, identity",
     )
+    .await?;
+    // RFC 9112 §6.1: no sender applies `chunked` twice; a server decoding it once would hand
+    // the application a body still chunk-encoded.
+    rejected_and_closed(
+        &target,
+        b"POST /echo HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked, chunked\r\n\r\n9\r\n4\r\nabcd\r\n\r\n0\r\n\r\n",
+        "transfer-encoding: chunked, chunked",
+    )
     .await
 }
 
@@ -959,9 +998,16 @@ async fn cl_and_te(target: Target) -> Result<(), String> {
     let mut conn = WireConn::connect(target.addr)
         .await
         .map_err(|e| e.to_string())?;
-    conn.send(b"POST /meta HTTP/1.1\r\nhost: a\r\ncontent-length: 4\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\nGET /meta?smuggled HTTP/1.1\r\nhost: a\r\n\r\n")
-        .await
-        .map_err(|e| e.to_string())?;
+    conn.send(CL_AND_TE).await.map_err(|e| e.to_string())?;
+    cl_and_te_answered(&mut conn).await
+}
+
+/// A request with `content-length` and `transfer-encoding`, and one behind its last chunk.
+const CL_AND_TE: &[u8] = b"POST /meta HTTP/1.1\r\nhost: a\r\ncontent-length: 4\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\nGET /meta?smuggled HTTP/1.1\r\nhost: a\r\n\r\n";
+
+/// Checks the answer to [`CL_AND_TE`] (`SRV-LIMIT-14`): refused, or framed by the chunks and
+/// closed.
+async fn cl_and_te_answered(conn: &mut WireConn) -> Result<(), String> {
     let response = match conn.read_response("POST").await {
         Ok(response) => response,
         // Closing without a response is also a refusal.
@@ -995,6 +1041,71 @@ async fn cl_and_te(target: Target) -> Result<(), String> {
         "the server sent {rest} more bytes after the response (a second, smuggled request answered)"
     );
     Ok(())
+}
+
+/// SRV-LIMIT-15: a chunked body that breaks RFC 9112 §7.1 (here, lines ended by a bare LF) is
+/// refused or fails, and no request after it is read: nothing hides behind it.
+async fn malformed_chunked_body(target: Target) -> Result<(), String> {
+    let cases: [(&[u8], &str); 3] = [
+        (
+            b"5\r\nhello\r\n0\r\nx-t: a\n\n",
+            "a trailer line ended by a bare LF",
+        ),
+        (b"5\r\nhello\n0\r\n\r\n", "chunk data ended by a bare LF"),
+        (
+            b"5\nhello\r\n0\r\n\r\n",
+            "a chunk-size line ended by a bare LF",
+        ),
+    ];
+    for (body, what) in cases {
+        let mut conn = WireConn::connect(target.addr)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut bytes =
+            b"POST /meta HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\n\r\n".to_vec();
+        bytes.extend_from_slice(body);
+        bytes.extend_from_slice(
+            b"GET /meta?hidden HTTP/1.1\r\nhost: a\r\n\r\nGET /meta?after HTTP/1.1\r\nhost: a\r\n\r\n",
+        );
+        conn.send(&bytes).await.map_err(|e| e.to_string())?;
+        match conn.read_response("POST").await {
+            // Refused (400), or answered before the body was read: either way the connection
+            // must end there.
+            Ok(_) => {}
+            Err(WireError::ClosedBeforeHead(_)) => continue,
+            Err(e) => return Err(format!("{what}: {e}")),
+        }
+        let rest = conn.read_to_close().await.map_err(|e| {
+            format!("{what}: the connection stayed open after a malformed chunked body ({e})")
+        })?;
+        check!(
+            rest == 0,
+            "{what}: {rest} more bytes were sent: a request behind the malformed body was answered"
+        );
+    }
+    Ok(())
+}
+
+/// SRV-LIMIT-15: a request that offers a protocol switch nobody takes leaves the checks of the
+/// next request in force (`content-length` with `transfer-encoding`, `SRV-LIMIT-14`).
+async fn switch_offer_keeps_checks(target: Target) -> Result<(), String> {
+    let mut conn = WireConn::connect(target.addr)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut bytes =
+        b"GET /meta HTTP/1.1\r\nhost: a\r\nupgrade: x-unknown\r\nconnection: upgrade\r\n\r\n"
+            .to_vec();
+    bytes.extend_from_slice(CL_AND_TE);
+    conn.send(&bytes).await.map_err(|e| e.to_string())?;
+    let first = conn
+        .read_response("GET")
+        .await
+        .map_err(|e| format!("the upgrade offer: {e}"))?;
+    check!(
+        first.status != 101,
+        "switched to a protocol nobody implements"
+    );
+    cl_and_te_answered(&mut conn).await
 }
 
 async fn malformed_head(target: Target) -> Result<(), String> {

@@ -101,6 +101,12 @@ pub(super) fn cases() -> Vec<ServerCase> {
             too_big
         ),
         server_case!(
+            "websocket: the 1009 close reaches a client still sending",
+            ["WS-CLOSE-8"],
+            Some(Capability::WebSocket),
+            close_survives_a_sending_peer
+        ),
+        server_case!(
             "websocket: server stops reading while the app does not receive",
             ["WS-FLOW-1", "WS-MSG-3"],
             Some(Capability::WebSocket),
@@ -736,6 +742,29 @@ async fn too_big(target: Target) -> Result<(), String> {
     check!(
         code == Some(1009),
         "a 1 TiB message was answered with close {code:?} instead of 1009"
+    );
+    Ok(())
+}
+
+/// WS-CLOSE-8: a client that writes 8 MiB of an oversized message before it reads still finds
+/// the 1009 close frame: the server did not close with its input unread (which resets the
+/// connection).
+async fn close_survives_a_sending_peer(target: Target) -> Result<(), String> {
+    let mut stream = raw_session(&target).await?;
+    let mut bytes = vec![0x82, 0x80 | 127];
+    bytes.extend_from_slice(&(1u64 << 40).to_be_bytes());
+    bytes.extend_from_slice(&[1, 2, 3, 4]);
+    stream.write_all(&bytes).await.map_err(|e| e.to_string())?;
+    let chunk = vec![0u8; 64 * 1024];
+    for _ in 0..128 {
+        stream.write_all(&chunk).await.map_err(|e| {
+            format!("the connection failed while the client was still sending ({e}): the server closed with its input unread")
+        })?;
+    }
+    let code = read_close_code(&mut stream).await?;
+    check!(
+        code == Some(1009),
+        "the client that kept sending read close {code:?} instead of 1009"
     );
     Ok(())
 }

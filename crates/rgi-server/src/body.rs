@@ -6,23 +6,35 @@ use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
 use rgi::{BodyError, BoxError, DisconnectNotifier};
 
+use crate::stall::StallTimer;
+
 use crate::service::ExchangeLog;
 
-/// hyper's incoming body, with hyper's errors mapped to [`BodyError`] variants.
+/// hyper's incoming body, with hyper's errors mapped to [`BodyError`] variants, and failing
+/// with [`BodyError::TimedOut`] when the application waits longer than the body read timeout
+/// for bytes that do not come (`HTTP-BODY-15`).
 #[derive(Debug)]
 pub(crate) struct RequestBody {
     inner: Incoming,
+    /// How long the application has been waiting for body bytes.
+    wait: StallTimer,
+    timed_out: bool,
 }
 
 impl RequestBody {
-    pub(crate) fn new(inner: Incoming) -> Self {
-        Self { inner }
+    pub(crate) fn new(inner: Incoming, timeout: Option<Duration>) -> Self {
+        Self {
+            inner,
+            wait: StallTimer::new(timeout),
+            timed_out: false,
+        }
     }
 }
 
@@ -71,7 +83,20 @@ impl http_body::Body for RequestBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
-        match Pin::new(&mut self.inner).poll_frame(cx) {
+        if self.timed_out {
+            return Poll::Ready(Some(Err(BodyError::TimedOut)));
+        }
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if polled.is_pending() {
+            // Only a pending poll counts: time in which the application does not poll does not.
+            if self.wait.expired(cx) {
+                self.timed_out = true;
+                return Poll::Ready(Some(Err(BodyError::TimedOut)));
+            }
+            return Poll::Pending;
+        }
+        self.wait.progressed();
+        match polled {
             Poll::Ready(Some(Err(error))) => Poll::Ready(Some(Err(body_error(error)))),
             Poll::Ready(Some(Ok(frame))) => match frame.into_trailers() {
                 Ok(mut trailers) => {
@@ -159,7 +184,8 @@ pin_project_lite::pin_project! {
         aborted: bool,
         // An abort held back for one poll, so that hyper flushes what it buffered (the head,
         // earlier chunks) before it sees the error and closes (`HTTP-RESP-1`).
-        deferred: Option<AbortReason>,
+        // Boxed: rare, and the body lives in hyper's state for the whole response.
+        deferred: Option<Box<AbortReason>>,
         ended: AtomicBool,
         notifier: Option<DisconnectNotifier>,
         log: Option<ExchangeLog>,
@@ -257,7 +283,7 @@ where
     ) -> Poll<Option<Result<Frame<Bytes>, AbortReason>>> {
         let mut this = self.project();
         if let Some(reason) = this.deferred.take() {
-            return Poll::Ready(Some(Err(reason)));
+            return Poll::Ready(Some(Err(*reason)));
         }
         if *this.done || *this.no_body {
             *this.done = true;
@@ -355,7 +381,7 @@ where
                 // the connection without flushing when the body fails: one `Pending` first
                 // lets it flush them, so the client sees the one head it is owed and the data
                 // sent so far before the abort.
-                *this.deferred = Some(reason);
+                *this.deferred = Some(Box::new(reason));
                 cx.waker().wake_by_ref();
                 Poll::Pending
             }

@@ -93,6 +93,14 @@ pub(crate) struct Cli {
     #[arg(long, env = "RGI_KEEP_ALIVE_TIMEOUT", value_name = "SECONDS", default_value = "60", value_parser = seconds)]
     keep_alive_timeout: Duration,
 
+    /// Seconds the application may wait for request body bytes before the body fails (408); 0: no limit.
+    #[arg(long, env = "RGI_BODY_READ_TIMEOUT", value_name = "SECONDS", default_value = "60", value_parser = seconds)]
+    body_read_timeout: Duration,
+
+    /// Seconds a write to a client may make no progress before the connection is closed; 0: no limit.
+    #[arg(long, env = "RGI_WRITE_TIMEOUT", value_name = "SECONDS", default_value = "60", value_parser = seconds)]
+    write_timeout: Duration,
+
     /// Largest request head in bytes (at least 8192); larger gets 431.
     #[arg(
         long,
@@ -263,6 +271,8 @@ impl Cli {
             graceful_timeout: self.graceful_timeout,
             header_read_timeout: self.header_read_timeout,
             keep_alive_timeout: self.keep_alive_timeout,
+            body_read_timeout: self.body_read_timeout,
+            write_timeout: self.write_timeout,
             max_header_bytes: self.max_header_bytes,
             max_headers: self.max_headers,
             max_uri_length: self.max_uri_length,
@@ -300,6 +310,13 @@ mod tests {
         assert!(config.bind.is_empty());
         assert_eq!(config.max_body_bytes, default.max_body_bytes);
         assert_eq!(config.graceful_timeout, default.graceful_timeout);
+        assert_eq!(config.body_read_timeout, default.body_read_timeout);
+        assert_eq!(default.body_read_timeout, Duration::from_secs(60));
+        let config = parse(&["--body-read-timeout", "5"]);
+        assert_eq!(config.body_read_timeout, Duration::from_secs(5));
+        assert_eq!(default.write_timeout, Duration::from_secs(60));
+        let config = parse(&["--write-timeout", "7"]);
+        assert_eq!(config.write_timeout, Duration::from_secs(7));
         assert_eq!(config.max_header_bytes, default.max_header_bytes);
         assert_eq!(config.forwarded_allow_ips, default.forwarded_allow_ips);
         assert!(config.access_log);

@@ -49,6 +49,15 @@ pub struct Config {
     pub header_read_timeout: Duration,
     /// How long an idle connection (no request in flight) is kept open. Default: 60 s.
     pub keep_alive_timeout: Duration,
+    /// How long the application may wait for request body bytes that do not come: past it the
+    /// body fails with [`rgi::BodyError::TimedOut`] (`408` before the response head,
+    /// `HTTP-BODY-15`). Only time in which the application waits for the body counts.
+    /// `Duration::ZERO` turns it off. Default: 60 s.
+    pub body_read_timeout: Duration,
+    /// How long a write to a client may make no progress (the client does not read): past it
+    /// the connection is closed. Covers HTTP/1.x, HTTP/2 and upgraded connections.
+    /// `Duration::ZERO` turns it off. Default: 60 s.
+    pub write_timeout: Duration,
     /// The largest request head, in bytes (HTTP/1.x; at least 8192). Larger: `431`. Default: 64 KiB.
     pub max_header_bytes: usize,
     /// The most header fields in a request head (HTTP/1.x). More: `431`. Default: 100.
@@ -103,6 +112,8 @@ impl Default for Config {
             graceful_timeout: Duration::from_secs(30),
             header_read_timeout: Duration::from_secs(30),
             keep_alive_timeout: Duration::from_secs(60),
+            body_read_timeout: Duration::from_secs(60),
+            write_timeout: Duration::from_secs(60),
             max_header_bytes: 64 * 1024,
             max_headers: 100,
             max_uri_length: 8192,
@@ -173,6 +184,10 @@ impl Config {
         header_read_timeout: Duration,
         /// Sets [`Config::keep_alive_timeout`].
         keep_alive_timeout: Duration,
+        /// Sets [`Config::body_read_timeout`].
+        body_read_timeout: Duration,
+        /// Sets [`Config::write_timeout`].
+        write_timeout: Duration,
         /// Sets [`Config::max_header_bytes`].
         max_header_bytes: usize,
         /// Sets [`Config::max_headers`].

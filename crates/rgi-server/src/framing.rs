@@ -12,16 +12,31 @@
 //! takes the verdicts in the same order. A head longer than the configured limit is flagged
 //! too (`431`, `SRV-LIMIT-5`): hyper's own bound on its buffer is larger, because the same
 //! bound limits how much response data hyper gathers into one write. Whatever the guard cannot
-//! follow (an HTTP/2 preface, an upgrade, an unparsable head) switches it off: it then flags
-//! nothing, and hyper's own checks apply.
+//! follow (an HTTP/2 preface, a protocol switch that takes place, an unparsable head) switches
+//! it off: it then flags nothing, and hyper's own checks apply.
+//!
+//! The guard reads chunked bodies by RFC 9112 §7.1 without leniency (`SRV-LIMIT-15`): CRLF
+//! ends every line. hyper's decoder takes a bare LF inside a trailer line as part of the line,
+//! and its trailer parser then stops at the first empty line, dropping the rest — a request
+//! could hide there. A malformed body found before the application has the request is refused
+//! (`400`); found later, the bytes from the offending one on never reach hyper, whose next read
+//! fails, so the body yields an error and the connection closes.
+//!
+//! After a request that offers a protocol switch (`upgrade`, `CONNECT`), what follows is either
+//! the new protocol or the next request, and only the response tells: the guard keeps those
+//! bytes (reading at most [`SWITCH_STASH_LIMIT`] ahead) until hyper writes the response, and
+//! then either switches off (`101`, or `2xx` to `CONNECT`) or follows them as requests.
 
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::stall::StallTimer;
 
 /// Why the service must refuse a request, without calling the application.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,10 +103,11 @@ impl Verdicts {
         index
     }
 
-    /// Marks request `index` to be refused, if its verdict was not taken yet.
-    fn condemn(&self, index: u64, refusal: Refusal) {
+    /// Marks request `index` to be refused, if its verdict was not taken yet; returns whether
+    /// it was.
+    fn condemn(&self, index: u64, refusal: Refusal) -> bool {
         if index < self.taken.load(Ordering::Acquire) {
-            return;
+            return false;
         }
         let mut condemned = self
             .condemned
@@ -99,6 +115,12 @@ impl Verdicts {
             .unwrap_or_else(PoisonError::into_inner);
         condemned.push((index, refusal));
         self.any_condemned.store(true, Ordering::Release);
+        true
+    }
+
+    /// Whether the service took the verdict of request `index`: it is being answered.
+    fn taken_past(&self, index: u64) -> bool {
+        self.taken.load(Ordering::Acquire) > index
     }
 }
 
@@ -108,36 +130,128 @@ enum State {
     Head,
     /// In a `Content-Length` body.
     Body(u64),
-    /// In a chunk-size line: the size so far, and whether a digit was seen.
-    ChunkSize(u64, bool),
-    /// In a chunk extension, up to the end of the line.
+    /// At the start of a chunk-size line: a hex digit must follow.
+    ChunkStart,
+    /// In the hex digits of a chunk size: the size so far.
+    ChunkSize(u64),
+    /// In whitespace after a chunk size (only more whitespace, `;` or CR may follow).
+    ChunkSizeSpace(u64),
+    /// In a chunk extension, up to the CR that ends the line.
     ChunkExtension(u64),
+    /// After the CR of a chunk-size line: LF must follow.
+    ChunkSizeLf(u64),
     /// In chunk data.
     ChunkData(u64),
-    /// After chunk data, expecting CRLF.
-    ChunkEnd,
-    /// In the trailer section: whether the current line is empty so far.
-    Trailers(bool),
+    /// After chunk data: CR must follow.
+    ChunkDataCr,
+    /// After chunk data and CR: LF must follow.
+    ChunkDataLf,
+    /// At the start of a trailer line, or of the empty line that ends the message.
+    TrailerLine,
+    /// In the name of a trailer field.
+    TrailerName,
+    /// In the value of a trailer field, up to the CR that ends the line.
+    TrailerValue,
+    /// After the CR of a trailer line: LF must follow.
+    TrailerLf,
+    /// After the CR of the empty line that ends the message: LF must follow.
+    FinalLf,
+    /// After a request that offered a protocol switch (`upgrade`, `CONNECT`): what follows is
+    /// either the switched protocol or the next request, which only the response tells. The
+    /// bytes are kept (in `Scanner::head`) until then.
+    AwaitSwitch,
     /// Not following the stream any more.
     Off,
 }
 
+/// The protocol switch a request offered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Switch {
+    /// None: the next request follows the body.
+    None,
+    /// `upgrade`: the connection switches on a `101`.
+    Upgrade,
+    /// `CONNECT`: the connection becomes a tunnel on a `2xx`.
+    Connect,
+}
+
 /// Follows the framing of an HTTP/1 request stream.
+///
+/// Its grammar for chunked bodies is RFC 9112 §7.1 without leniency: CRLF ends every line (a
+/// bare LF is malformed), whitespace after a chunk size is allowed only before `;` or CRLF (as
+/// hyper allows it), and trailer lines must be well-formed fields. hyper's own decoder is never
+/// stricter than this, so whatever hyper accepts as one message the guard reads as the same
+/// message, or refuses (`SRV-LIMIT-15`).
 #[derive(Debug)]
 struct Scanner {
     state: State,
+    /// The head being gathered, or the bytes kept while `AwaitSwitch`.
     head: Vec<u8>,
     max_head: usize,
     /// The index of the request whose body is being read.
     current: u64,
+    /// The protocol switch the current request offered.
+    switch: Switch,
+    /// Chunk-extension bytes of the current body (hyper's limit: 16 KiB).
+    extension_bytes: u32,
+    /// Trailer-section bytes of the current body.
+    trailer_bytes: u32,
+    /// Trailer lines of the current body.
+    trailer_lines: u32,
+    /// Set when the current request's body turned out malformed after its verdict was taken:
+    /// the bytes from the offending one on must not reach hyper.
+    poisoned: bool,
+    /// Set once a protocol switch was offered and not taken. hyper then keeps the offer
+    /// pending, and when the connection ends it hands the transport to the (abandoned)
+    /// upgrade instead of shutting it down: responses held back for batching would be lost,
+    /// so none are held from then on.
+    switch_declined: bool,
     verdicts: Arc<Verdicts>,
 }
 
+/// Chunk-extension bytes allowed per body (hyper refuses 16 KiB).
+const MAX_EXTENSION_BYTES: u32 = 16 * 1024 - 1;
+
+/// Trailer-section bytes allowed per body (hyper's default limit, 16 KiB).
+const MAX_TRAILER_BYTES: u32 = 16 * 1024 - 1;
+
+/// Trailer lines allowed per body (hyper's default header count).
+const MAX_TRAILER_LINES: u32 = 100;
+
+/// The bytes kept after a request that offered a protocol switch, until its response shows
+/// whether the connection switched. Reading stops while this much is kept.
+const SWITCH_STASH_LIMIT: usize = 64 * 1024;
+
 impl Scanner {
-    fn feed(&mut self, mut bytes: &[u8]) {
+    fn new(max_head: usize, verdicts: Arc<Verdicts>) -> Self {
+        Self {
+            state: State::Head,
+            head: Vec::new(),
+            max_head,
+            current: 0,
+            switch: Switch::None,
+            extension_bytes: 0,
+            trailer_bytes: 0,
+            trailer_lines: 0,
+            poisoned: false,
+            switch_declined: false,
+            verdicts,
+        }
+    }
+
+    /// Follows `bytes`. When the body of a request already handed to the application turns
+    /// out malformed, returns how many of `bytes` precede the offending byte: only those may
+    /// reach hyper.
+    fn feed(&mut self, bytes: &[u8]) -> Option<usize> {
+        let total = bytes.len();
+        let mut bytes = bytes;
         while !bytes.is_empty() {
             match self.state {
-                State::Off => return,
+                State::Off => break,
+                State::AwaitSwitch => {
+                    self.head.extend_from_slice(bytes);
+                    break;
+                }
                 State::Head if self.head.is_empty() && !matches!(bytes[0], b'\r' | b'\n') => {
                     // The common case: a whole head in this read. It is followed in place,
                     // without copying it into the head buffer.
@@ -148,7 +262,7 @@ impl Scanner {
                             bytes = rest;
                         }
                         _ => {
-                            let end = bytes.iter().position(|b| *b == b'\n');
+                            let end = memchr::memchr(b'\n', bytes);
                             let line = end.map_or(bytes.len(), |end| end + 1);
                             self.append_head(&bytes[..line]);
                             bytes = &bytes[line..];
@@ -159,9 +273,9 @@ impl Scanner {
                     }
                 }
                 State::Head => {
-                    let Some(end) = bytes.iter().position(|b| *b == b'\n') else {
+                    let Some(end) = memchr::memchr(b'\n', bytes) else {
                         self.append_head(bytes);
-                        return;
+                        break;
                     };
                     self.append_head(&bytes[..=end]);
                     bytes = &bytes[end + 1..];
@@ -171,7 +285,7 @@ impl Scanner {
                     let n = remaining.min(bytes.len() as u64);
                     bytes = &bytes[n as usize..];
                     self.state = if remaining == n {
-                        State::Head
+                        self.message_done()
                     } else {
                         State::Body(remaining - n)
                     };
@@ -180,7 +294,7 @@ impl Scanner {
                     let n = remaining.min(bytes.len() as u64);
                     bytes = &bytes[n as usize..];
                     self.state = if remaining == n {
-                        State::ChunkEnd
+                        State::ChunkDataCr
                     } else {
                         State::ChunkData(remaining - n)
                     };
@@ -189,9 +303,13 @@ impl Scanner {
                     let byte = bytes[0];
                     bytes = &bytes[1..];
                     self.chunk_byte(byte);
+                    if self.poisoned {
+                        return Some(total - bytes.len() - 1);
+                    }
                 }
             }
         }
+        None
     }
 
     fn append_head(&mut self, bytes: &[u8]) {
@@ -232,24 +350,25 @@ impl Scanner {
     }
 
     fn head_done(&mut self, head: &[u8]) {
-        let mut lines = head.split(|b| *b == b'\n').map(trim_line);
+        let mut lines = lines(head).map(trim_line);
         let request_line = lines.next().unwrap_or_default();
         let http1 = request_line.ends_with(b"HTTP/1.1") || request_line.ends_with(b"HTTP/1.0");
         if request_line.starts_with(b"PRI * HTTP/2") || !http1 {
             self.state = State::Off;
             return;
         }
-        let connect = request_line.starts_with(b"CONNECT ");
         let mut content_length: Option<Option<u64>> = None;
         let mut transfer_encoding: Option<bool> = None;
-        let mut upgrade = connect;
+        self.switch = if request_line.starts_with(b"CONNECT ") {
+            Switch::Connect
+        } else {
+            Switch::None
+        };
         for line in lines {
-            let Some(colon) = line.iter().position(|b| *b == b':') else {
-                continue;
-            };
-            let name = &line[..colon];
-            let value = trim(&line[colon + 1..]);
-            if name.eq_ignore_ascii_case(b"content-length") {
+            // A field name is followed by its colon at once (hyper refuses whitespace
+            // there), so a name is recognised by its length and one byte before it is
+            // compared: most lines are dismissed without a search.
+            if let Some(value) = field_value(line, b"content-length") {
                 let parsed = std::str::from_utf8(value)
                     .ok()
                     .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
@@ -259,70 +378,190 @@ impl Scanner {
                     Some(None) => None,
                     _ => parsed,
                 });
-            } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            } else if let Some(value) = field_value(line, b"transfer-encoding") {
                 let last = value
                     .rsplit(|b| *b == b',')
                     .next()
-                    .map(trim)
+                    .map(<[u8]>::trim_ascii)
                     .unwrap_or_default();
                 transfer_encoding = Some(last.eq_ignore_ascii_case(b"chunked"));
-            } else if name.eq_ignore_ascii_case(b"upgrade") {
-                upgrade = true;
+            } else if self.switch == Switch::None && field_value(line, b"upgrade").is_some() {
+                self.switch = Switch::Upgrade;
             }
         }
         let ambiguous = content_length.is_some() && transfer_encoding.is_some();
         self.current = self.verdicts.push(ambiguous.then_some(Refusal::Framing));
+        self.extension_bytes = 0;
+        self.trailer_bytes = 0;
+        self.trailer_lines = 0;
         self.state = match (transfer_encoding, content_length) {
-            _ if upgrade => State::Off,
-            (Some(true), _) => State::ChunkSize(0, false),
+            (Some(true), _) => State::ChunkStart,
             (Some(false), _) | (None, Some(None)) => State::Off,
-            (None, Some(Some(0))) | (None, None) => State::Head,
+            (None, Some(Some(0))) | (None, None) => self.message_done(),
             (None, Some(Some(length))) => State::Body(length),
         };
     }
 
+    /// The state after a whole request: the next head, or waiting to learn whether the
+    /// connection switched protocols.
+    fn message_done(&self) -> State {
+        if self.switch == Switch::None {
+            State::Head
+        } else {
+            State::AwaitSwitch
+        }
+    }
+
+    /// The response to the request that offered a switch shows `status` (`None`: it is not a
+    /// response head the guard can read): stop following the stream if the connection
+    /// switched, else follow the bytes kept meanwhile as the next requests.
+    fn switch_decided(&mut self, status: Option<u16>) -> Option<usize> {
+        let switched = match (status, self.switch) {
+            (Some(101), Switch::Upgrade) => true,
+            (Some(200..=299), Switch::Connect) => true,
+            (Some(_), _) => false,
+            (None, _) => true,
+        };
+        let kept = std::mem::take(&mut self.head);
+        self.switch = Switch::None;
+        if switched {
+            self.state = State::Off;
+            return None;
+        }
+        self.state = State::Head;
+        self.switch_declined = true;
+        // The kept bytes were already read by hyper; a malformed body in them belongs to a
+        // request not yet handed to the application, so it is refused, never poisoned.
+        self.feed(&kept)
+    }
+
     fn malformed_body(&mut self) {
-        self.verdicts.condemn(self.current, Refusal::Framing);
+        if !self.verdicts.condemn(self.current, Refusal::Framing) {
+            self.poisoned = true;
+        }
         self.state = State::Off;
     }
 
     fn chunk_byte(&mut self, byte: u8) {
-        self.state = match self.state {
-            State::ChunkSize(size, digits) => match byte {
-                b'0'..=b'9' | b'a'..=b'f' | b'A'..=b'F' => {
-                    let digit = u64::from(match byte {
-                        b'0'..=b'9' => byte - b'0',
-                        b'a'..=b'f' => byte - b'a' + 10,
-                        _ => byte - b'A' + 10,
-                    });
-                    match size.checked_mul(16).and_then(|s| s.checked_add(digit)) {
-                        Some(size) => State::ChunkSize(size, true),
-                        None => return self.malformed_body(),
-                    }
-                }
-                b';' if digits => State::ChunkExtension(size),
-                b' ' | b'\t' if digits => State::ChunkExtension(size),
-                b'\r' if digits => State::ChunkSize(size, true),
-                b'\n' if digits => end_of_size_line(size),
-                _ => return self.malformed_body(),
+        let next = match self.state {
+            State::ChunkStart => hex_digit(byte).map(State::ChunkSize),
+            State::ChunkSize(size) => match byte {
+                b' ' | b'\t' => Some(State::ChunkSizeSpace(size)),
+                b';' => Some(State::ChunkExtension(size)),
+                b'\r' => Some(State::ChunkSizeLf(size)),
+                _ => hex_digit(byte)
+                    .and_then(|digit| size.checked_mul(16)?.checked_add(digit))
+                    .map(State::ChunkSize),
+            },
+            State::ChunkSizeSpace(size) => match byte {
+                b' ' | b'\t' => Some(State::ChunkSizeSpace(size)),
+                b';' => Some(State::ChunkExtension(size)),
+                b'\r' => Some(State::ChunkSizeLf(size)),
+                _ => None,
             },
             State::ChunkExtension(size) => match byte {
-                b'\n' => end_of_size_line(size),
-                _ => State::ChunkExtension(size),
+                b'\r' => Some(State::ChunkSizeLf(size)),
+                b'\t' | b' '..=b'~' | 0x80..=0xff => {
+                    self.extension_bytes += 1;
+                    (self.extension_bytes <= MAX_EXTENSION_BYTES)
+                        .then_some(State::ChunkExtension(size))
+                }
+                _ => None,
             },
-            State::ChunkEnd => match byte {
-                b'\r' => State::ChunkEnd,
-                b'\n' => State::ChunkSize(0, false),
-                _ => return self.malformed_body(),
+            State::ChunkSizeLf(size) => (byte == b'\n').then_some(if size == 0 {
+                State::TrailerLine
+            } else {
+                State::ChunkData(size)
+            }),
+            State::ChunkDataCr => (byte == b'\r').then_some(State::ChunkDataLf),
+            State::ChunkDataLf => (byte == b'\n').then_some(State::ChunkStart),
+            State::TrailerLine => match byte {
+                b'\r' => Some(State::FinalLf),
+                _ if is_tchar(byte) => self.trailer_byte(State::TrailerName),
+                _ => None,
             },
-            State::Trailers(empty) => match byte {
-                b'\n' if empty => State::Head,
-                b'\n' => State::Trailers(true),
-                b'\r' => State::Trailers(empty),
-                _ => State::Trailers(false),
+            State::TrailerName => match byte {
+                b':' => self.trailer_byte(State::TrailerValue),
+                _ if is_tchar(byte) => self.trailer_byte(State::TrailerName),
+                _ => None,
             },
-            other => other,
+            State::TrailerValue => match byte {
+                b'\r' => self.trailer_byte(State::TrailerLf),
+                b'\t' | b' '..=b'~' | 0x80..=0xff => self.trailer_byte(State::TrailerValue),
+                _ => None,
+            },
+            State::TrailerLf => {
+                self.trailer_lines += 1;
+                (byte == b'\n' && self.trailer_lines <= MAX_TRAILER_LINES)
+                    .then_some(State::TrailerLine)
+            }
+            State::FinalLf => (byte == b'\n').then(|| self.message_done()),
+            other => Some(other),
         };
+        match next {
+            Some(state) => self.state = state,
+            None => self.malformed_body(),
+        }
+    }
+
+    /// Counts a byte of the trailer section against its limit.
+    fn trailer_byte(&mut self, next: State) -> Option<State> {
+        self.trailer_bytes += 1;
+        (self.trailer_bytes <= MAX_TRAILER_BYTES).then_some(next)
+    }
+}
+
+/// The lines of `bytes`, split at each LF (as `split` would, with a fast search).
+fn lines(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = Some(bytes);
+    std::iter::from_fn(move || {
+        let current = rest?;
+        match memchr::memchr(b'\n', current) {
+            Some(end) => {
+                rest = Some(&current[end + 1..]);
+                Some(&current[..end])
+            }
+            None => {
+                rest = None;
+                Some(current)
+            }
+        }
+    })
+}
+
+/// The value of `line` if it is a field named `name` (lowercase), trimmed.
+fn field_value<'a>(line: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+    let n = name.len();
+    (line.len() > n && line[n] == b':' && line[..n].eq_ignore_ascii_case(name))
+        .then(|| line[n + 1..].trim_ascii())
+}
+
+fn hex_digit(byte: u8) -> Option<u64> {
+    char::from(byte).to_digit(16).map(u64::from)
+}
+
+/// A `tchar` of RFC 9110 §5.6.2: the characters of a field name.
+fn is_tchar(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte)
+}
+
+/// The status of the final response head that a write starting with `bytes` carries,
+/// after any interim (`1xx` other than `101`) heads; `Some(None)` when `bytes` is not a
+/// response head, `None` when the final head is not in `bytes` yet.
+fn final_status(mut bytes: &[u8]) -> Option<Option<u16>> {
+    loop {
+        let code = bytes.get(9..12)?;
+        if !bytes.starts_with(b"HTTP/1.") || !code.iter().all(u8::is_ascii_digit) {
+            return Some(None);
+        }
+        let status = code
+            .iter()
+            .fold(0u16, |status, digit| status * 10 + u16::from(digit - b'0'));
+        if !(100..200).contains(&status) || status == 101 {
+            return Some(Some(status));
+        }
+        let end = bytes.windows(4).position(|w| w == b"\r\n\r\n")?;
+        bytes = &bytes[end + 4..];
     }
 }
 
@@ -330,7 +569,7 @@ impl Scanner {
 /// ends it), if it is all there.
 fn head_end(bytes: &[u8]) -> Option<usize> {
     let mut from = 0;
-    while let Some(offset) = bytes[from..].iter().position(|b| *b == b'\n') {
+    while let Some(offset) = memchr::memchr(b'\n', &bytes[from..]) {
         let newline = from + offset;
         let next = &bytes[newline + 1..];
         if next.starts_with(b"\r\n") {
@@ -344,29 +583,9 @@ fn head_end(bytes: &[u8]) -> Option<usize> {
     None
 }
 
-fn end_of_size_line(size: u64) -> State {
-    if size == 0 {
-        State::Trailers(true)
-    } else {
-        State::ChunkData(size)
-    }
-}
-
 fn trim_line(line: &[u8]) -> &[u8] {
     let line = line.strip_suffix(b"\n").unwrap_or(line);
     line.strip_suffix(b"\r").unwrap_or(line)
-}
-
-fn trim(value: &[u8]) -> &[u8] {
-    let start = value
-        .iter()
-        .position(|b| !b.is_ascii_whitespace())
-        .unwrap_or(value.len());
-    let end = value
-        .iter()
-        .rposition(|b| !b.is_ascii_whitespace())
-        .map_or(start, |i| i + 1);
-    &value[start..end.max(start)]
 }
 
 /// The head buffer capacity kept between requests: larger heads are rare, and an idle
@@ -416,6 +635,14 @@ pin_project_lite::pin_project! {
         // The connection's first bytes, read to choose the protocol: replayed first.
         prefix: crate::protocol::Prefix,
         prefix_pos: usize,
+        // Set once a malformed body of a request already handed to the application was cut
+        // off: every read from then on fails, and hyper closes the connection.
+        failed: bool,
+        // The reader waiting while the scanner keeps bytes after a request that offered a
+        // protocol switch (woken when the response decides it).
+        read_waker: Option<Waker>,
+        // How long writes have made no progress (the client does not read).
+        write_stall: StallTimer,
     }
 }
 
@@ -444,14 +671,41 @@ impl<Io> FramingGuard<Io> {
             } else {
                 0
             },
-            scanner: Scanner {
-                state: State::Head,
-                head: Vec::new(),
-                max_head,
-                current: 0,
-                verdicts,
-            },
+            failed: false,
+            read_waker: None,
+            write_stall: StallTimer::new(None),
+            scanner: Scanner::new(max_head, verdicts),
         }
+    }
+}
+
+impl<Io> FramingGuard<Io> {
+    /// Closes the connection when a write makes no progress for `timeout` (`None`: never;
+    /// `SRV-LIMIT-16`).
+    pub(crate) fn with_write_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.write_stall = StallTimer::new(timeout);
+        self
+    }
+
+    /// Follows a write's outcome: a pending write arms (or keeps) the stall timer, and fails
+    /// with `TimedOut` once it fired; any progress disarms it.
+    fn watch_write<T>(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        result: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        let stall = self.project().write_stall;
+        if result.is_ready() {
+            stall.progressed();
+            return result;
+        }
+        if stall.expired(cx) {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client read nothing within the write timeout",
+            )));
+        }
+        Poll::Pending
     }
 }
 
@@ -462,7 +716,15 @@ impl<Io: AsyncRead + AsyncWrite> AsyncRead for FramingGuard<Io> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let mut this = self.project();
+        if *this.failed {
+            return Poll::Ready(Err(malformed_body_error()));
+        }
         let before = buf.filled().len();
+        let room = if this.scanner.state == State::AwaitSwitch {
+            SWITCH_STASH_LIMIT.saturating_sub(this.scanner.head.len())
+        } else {
+            usize::MAX
+        };
         let result = if *this.prefix_pos < this.prefix.len {
             let rest = &this.prefix.bytes[*this.prefix_pos..this.prefix.len];
             let n = rest.len().min(buf.remaining());
@@ -475,6 +737,18 @@ impl<Io: AsyncRead + AsyncWrite> AsyncRead for FramingGuard<Io> {
                 let _ = this.io.as_mut().poll_read(cx, buf);
             }
             Poll::Ready(Ok(()))
+        } else if room == 0 {
+            // The scanner keeps as much as it may while a protocol switch is undecided:
+            // reading resumes when the response decides it (`switch_decided`).
+            *this.read_waker = Some(cx.waker().clone());
+            Poll::Pending
+        } else if room < buf.remaining() {
+            // The rare bounded read, through a small buffer.
+            let mut bounce = [0u8; 4096];
+            let mut small = ReadBuf::new(&mut bounce[..room.min(4096)]);
+            let result = this.io.as_mut().poll_read(cx, &mut small);
+            buf.put_slice(small.filled());
+            result
         } else {
             this.io.as_mut().poll_read(cx, buf)
         };
@@ -527,11 +801,26 @@ impl<Io: AsyncRead + AsyncWrite> AsyncRead for FramingGuard<Io> {
                 }
             }
             if this.scanner.state != State::Off {
-                this.scanner.feed(fresh);
+                if let Some(accepted) = this.scanner.feed(fresh) {
+                    // A malformed body of a request the application already has (SRV-LIMIT-15):
+                    // hyper gets the bytes before the offending one, then an error.
+                    *this.failed = true;
+                    if accepted == 0 {
+                        return Poll::Ready(Err(malformed_body_error()));
+                    }
+                    buf.set_filled(before + accepted);
+                }
             }
         }
         result
     }
+}
+
+fn malformed_body_error() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        "malformed chunked request body (SRV-LIMIT-15)",
+    )
 }
 
 /// Writes `held` out, front first, until it is empty.
@@ -563,17 +852,54 @@ impl<Io> FramingGuard<Io> {
     /// `pipeline_flush` — which cannot be used, since it loses the `101` of an upgrade whose
     /// client sent protocol bytes early (UPGRADE-RAW-5).
     fn answering_pipelined(&self) -> bool {
-        self.scanner.verdicts.has_untaken() && self.activity.is_idle()
+        !self.scanner.switch_declined
+            && self.scanner.verdicts.has_untaken()
+            && self.activity.is_idle()
+    }
+}
+
+impl<Io> FramingGuard<Io> {
+    /// hyper writes the response to the request that offered a protocol switch (the service
+    /// took its verdict, and hyper answers one request at a time): its status decides whether
+    /// the bytes kept since are the switched protocol or more requests.
+    fn response_to_switch_offer(self: Pin<&mut Self>, bufs: &[io::IoSlice<'_>]) {
+        let this = self.project();
+        let status = if let [only] = bufs {
+            final_status(only)
+        } else {
+            final_status(
+                &bufs
+                    .iter()
+                    .flat_map(|buf| buf.iter().copied())
+                    .collect::<Vec<u8>>(),
+            )
+        };
+        // An interim response alone: the final one comes in a later write.
+        let Some(status) = status else { return };
+        if this.scanner.switch_decided(status).is_some() {
+            // Cannot happen (the kept requests were not handed out), but if it did, the
+            // connection must not go on.
+            *this.failed = true;
+        }
+        if let Some(waker) = this.read_waker.take() {
+            waker.wake();
+        }
     }
 }
 
 impl<Io: AsyncWrite> FramingGuard<Io> {
     fn write_slices(
-        self: Pin<&mut Self>,
+        mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let total: usize = bufs.iter().map(|buf| buf.len()).sum();
+        if self.scanner.state == State::AwaitSwitch
+            && total > 0
+            && self.scanner.verdicts.taken_past(self.scanner.current)
+        {
+            self.as_mut().response_to_switch_offer(bufs);
+        }
         let pipelined = total > 0 && self.answering_pipelined();
         let mut this = self.project();
         let fits = this.held.len() + total <= COALESCE_LIMIT;
@@ -603,14 +929,40 @@ impl<Io: AsyncWrite> FramingGuard<Io> {
 /// soon as hyper waits for anything (reads, flushes while a request is in flight, shuts down).
 impl<Io: AsyncWrite> AsyncWrite for FramingGuard<Io> {
     fn poll_write(
-        self: Pin<&mut Self>,
+        mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.write_slices(cx, &[io::IoSlice::new(buf)])
+        let result = self.as_mut().write_slices(cx, &[io::IoSlice::new(buf)]);
+        self.watch_write(cx, result)
     }
 
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let result = self.as_mut().flush_held(cx);
+        self.watch_write(cx, result)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let result = self.as_mut().shutdown_held(cx);
+        self.watch_write(cx, result)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let result = self.as_mut().write_slices(cx, bufs);
+        self.watch_write(cx, result)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+}
+
+impl<Io: AsyncWrite> FramingGuard<Io> {
+    fn flush_held(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if self.answering_pipelined() {
             // hyper flushes after every response; the next one is already on its way.
             return Poll::Ready(Ok(()));
@@ -631,24 +983,12 @@ impl<Io: AsyncWrite> AsyncWrite for FramingGuard<Io> {
         this.io.poll_flush(cx)
     }
 
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    fn shutdown_held(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let mut this = self.project();
         if let Err(error) = std::task::ready!(drain(this.io.as_mut(), cx, this.held)) {
             return Poll::Ready(Err(error));
         }
         this.io.poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        self.write_slices(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
     }
 }
 
@@ -665,13 +1005,7 @@ mod tests {
 
     fn scan_refusals(chunks: &[&[u8]], max_head: usize) -> Vec<Option<Refusal>> {
         let verdicts = Arc::new(Verdicts::default());
-        let mut scanner = Scanner {
-            state: State::Head,
-            head: Vec::new(),
-            max_head,
-            current: 0,
-            verdicts: verdicts.clone(),
-        };
+        let mut scanner = Scanner::new(max_head, verdicts.clone());
         for chunk in chunks {
             scanner.feed(chunk);
         }
@@ -712,10 +1046,8 @@ mod tests {
     }
 
     #[test]
-    fn switches_off_for_http2_and_upgrades() {
+    fn switches_off_for_http2() {
         assert!(scan(&[b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"]).is_empty());
-        let stream: &[u8] = b"GET / HTTP/1.1\r\nUpgrade: x\r\nConnection: upgrade\r\n\r\nPOST / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n";
-        assert_eq!(scan(&[stream]), [false]);
     }
 
     /// SRV-LIMIT-5: a head over the limit is refused with `431`, whether it arrives whole or
@@ -738,5 +1070,163 @@ mod tests {
             [None, Some(Refusal::HeadTooLarge)]
         );
         assert_eq!(scan_refusals(&[&stream], 4096), [None, None]);
+    }
+
+    fn scanner(verdicts: &Arc<Verdicts>) -> Scanner {
+        Scanner::new(8192, verdicts.clone())
+    }
+
+    /// SRV-LIMIT-15: every malformed chunked body is refused before the application has it.
+    #[test]
+    fn flags_malformed_chunked_bodies() {
+        let head = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let long_extension = format!("5;{}\r\nhello\r\n0\r\n\r\n", "x".repeat(17 * 1024));
+        let long_trailer = format!("0\r\nX: {}\r\n\r\n", "x".repeat(17 * 1024));
+        let many_trailers = format!("0\r\n{}\r\n", "X: y\r\n".repeat(101));
+        let bodies: &[&[u8]] = &[
+            b"5\nhello\r\n0\r\n\r\n",
+            b"5\r\nhello\n0\r\n\r\n",
+            b"5\r\nhello\r\r\n0\r\n\r\n",
+            b"5\r\r\nhello\r\n0\r\n\r\n",
+            b"5 x\r\nhello\r\n0\r\n\r\n",
+            b" 5\r\nhello\r\n0\r\n\r\n",
+            b";x\r\nhello\r\n0\r\n\r\n",
+            b"5;a\nb\r\nhello\r\n0\r\n\r\n",
+            b"5;a\0b\r\nhello\r\n0\r\n\r\n",
+            long_extension.as_bytes(),
+            b"0\r\nX-T: a\n\nGET / HTTP/1.1\r\n\r\n",
+            b"0\r\nX-T: a\r\n folded\r\n\r\n",
+            b"0\r\n folded: a\r\n\r\n",
+            b"0\r\nBad Name: v\r\n\r\n",
+            b"0\r\n: v\r\n\r\n",
+            b"0\r\nno-colon\r\n\r\n",
+            b"0\r\nX: a\x01b\r\n\r\n",
+            b"0\r\n\r\r\n",
+            b"0\r\n\n",
+            long_trailer.as_bytes(),
+            many_trailers.as_bytes(),
+        ];
+        for body in bodies {
+            let stream = [&head[..], body, b"GET / HTTP/1.1\r\n\r\n"].concat();
+            assert_eq!(
+                scan(&[&stream]),
+                [true],
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+            let bytes: Vec<&[u8]> = stream.chunks(1).collect();
+            assert_eq!(scan(&bytes), [true], "{}", String::from_utf8_lossy(body));
+        }
+    }
+
+    /// What RFC 9112 §7.1 allows (and hyper accepts) is followed, request after request.
+    #[test]
+    fn follows_well_formed_chunked_bodies() {
+        let head = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let bodies: &[&[u8]] = &[
+            b"5\r\nhello\r\n0\r\n\r\n",
+            b"5 \r\nhello\r\n0\t\r\n\r\n",
+            b"5 ; a=b\r\nhello\r\n0;c=\"d e\"\r\n\r\n",
+            b"A\r\n0123456789\r\n0\r\nX-A: 1\r\nx-b:\r\nX-C: v\xe9 w\t\r\n\r\n",
+            b"00000\r\n\r\n",
+        ];
+        for body in bodies {
+            let stream = [&head[..], body, b"GET / HTTP/1.1\r\n\r\n"].concat();
+            assert_eq!(
+                scan(&[&stream]),
+                [false, false],
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+
+    /// SRV-LIMIT-15: when the body turns malformed after the service took the request, the
+    /// scanner says how many bytes precede the offending one.
+    #[test]
+    fn cuts_off_a_body_malformed_after_the_call() {
+        let verdicts = Arc::new(Verdicts::default());
+        let mut scanner = scanner(&verdicts);
+        let first = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n";
+        assert_eq!(scanner.feed(first), None);
+        assert_eq!(verdicts.next_refusal(), None);
+        assert_eq!(
+            scanner.feed(b"0\r\nX-T: a\n\nGET / HTTP/1.1\r\n\r\n"),
+            Some(9)
+        );
+        assert!(!verdicts.has_untaken());
+    }
+
+    /// SRV-LIMIT-15: after a request that offered a protocol switch, the bytes wait for the
+    /// response: a `101` (or a `2xx` to `CONNECT`) stops the scanner, anything else has them
+    /// followed as requests.
+    #[test]
+    fn waits_for_the_response_to_a_switch_offer() {
+        let smuggle: &[u8] =
+            b"POST / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n";
+        for (offer, status, switched) in [
+            (
+                &b"GET / HTTP/1.1\r\nUpgrade: x\r\nConnection: upgrade\r\n\r\n"[..],
+                101,
+                true,
+            ),
+            (
+                b"GET / HTTP/1.1\r\nUpgrade: x\r\nConnection: upgrade\r\n\r\n",
+                426,
+                false,
+            ),
+            (b"GET / HTTP/1.1\r\nUpgrade: x\r\n\r\n", 200, false),
+            (b"CONNECT a:1 HTTP/1.1\r\n\r\n", 200, true),
+            (b"CONNECT a:1 HTTP/1.1\r\n\r\n", 101, false),
+            (b"CONNECT a:1 HTTP/1.1\r\n\r\n", 404, false),
+        ] {
+            let verdicts = Arc::new(Verdicts::default());
+            let mut scanner = scanner(&verdicts);
+            assert_eq!(scanner.feed(&[offer, smuggle].concat()), None);
+            assert_eq!(scanner.state, State::AwaitSwitch);
+            assert_eq!(verdicts.next_refusal(), None);
+            assert!(
+                !verdicts.has_untaken(),
+                "the kept bytes are not followed yet"
+            );
+            assert_eq!(scanner.switch_decided(Some(status)), None);
+            if switched {
+                assert_eq!(scanner.state, State::Off);
+                assert!(!verdicts.has_untaken());
+            } else {
+                assert_eq!(verdicts.next_refusal(), Some(Refusal::Framing), "{status}");
+            }
+        }
+    }
+
+    #[test]
+    fn splits_lines_as_split_does() {
+        for bytes in [
+            &b""[..],
+            b"\n",
+            b"a",
+            b"a\n",
+            b"a\r\nb\n\nc",
+            b"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+        ] {
+            let expected: Vec<&[u8]> = bytes.split(|b| *b == b'\n').collect();
+            assert_eq!(lines(bytes).collect::<Vec<_>>(), expected);
+        }
+    }
+
+    #[test]
+    fn reads_the_final_status_of_a_response() {
+        assert_eq!(
+            final_status(b"HTTP/1.1 101 Switching Protocols\r\n"),
+            Some(Some(101))
+        );
+        assert_eq!(final_status(b"HTTP/1.1 200 OK\r\n\r\n"), Some(Some(200)));
+        assert_eq!(
+            final_status(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 426 Upgrade Required\r\n"),
+            Some(Some(426))
+        );
+        assert_eq!(final_status(b"HTTP/1.1 100 Continue\r\n\r\n"), None);
+        assert_eq!(final_status(b"HTTP/1.1 1"), None);
+        assert_eq!(final_status(b"\x81\x05hello from a WebSocket"), Some(None));
     }
 }

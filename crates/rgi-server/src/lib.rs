@@ -69,6 +69,8 @@
 //! | `--graceful-timeout S` | 30 | drain deadline after a shutdown signal |
 //! | `--header-read-timeout S` | 30 | time to send a request head (slowloris guard) |
 //! | `--keep-alive-timeout S` | 60 | idle connection lifetime |
+//! | `--body-read-timeout S` | 60 | wait for request body bytes (0: none); then `408` |
+//! | `--write-timeout S` | 60 | a write without progress (0: none); then the connection closes (`SRV-LIMIT-16`) |
 //! | `--max-header-bytes N` | 65536 | request head size (HTTP/1.x, min 8192) → `431` |
 //! | `--max-headers N` | 100 | header field count (HTTP/1.x) → `431` |
 //! | `--max-uri-length N` | 8192 | request target length → `414` |
@@ -185,6 +187,16 @@
 //!
 //! ### Policies
 //!
+//! - **Protocol selection**: over TLS the protocol ALPN chose is served (`h2`: HTTP/2, where a
+//!   client that does not send the preface is refused; `http/1.1` or `http/1.0`: HTTP/1.x);
+//!   a client that offers no ALPN gets the first bytes looked at, as on a cleartext port. There
+//!   a connection that starts with the HTTP/2 preface speaks HTTP/2 with prior knowledge and
+//!   anything else HTTP/1.x, so a broken preface is answered as an HTTP/1 request (`400`)
+//!   rather than with an HTTP/2 `GOAWAY`. `--http1-only` and `--http2-only` refuse the other.
+//! - **Chunked bodies** (`SRV-LIMIT-15`): read by RFC 9112 §7.1 without leniency (a bare LF,
+//!   junk after a chunk size or a malformed trailer line is malformed); refused with `400`
+//!   before the application has the request, or ending the connection after it, so that no
+//!   request can hide in a trailer section.
 //! - **Cancellation** (`CORE-CANCEL-4`): the application's call future is dropped as soon as
 //!   hyper notices that the client is gone (HTTP/1.x: the connection closed or was reset;
 //!   HTTP/2: the stream was reset or the connection lost); the request's
@@ -199,8 +211,10 @@
 //!   request carried `TE: trailers` and the response declares the field names in a `Trailer`
 //!   header; otherwise they are dropped and the body ends cleanly. On HTTP/2 they are always
 //!   sent. Request trailers reach the application as the last frame of the body on both.
-//! - **`100 Continue`** is sent (by hyper) only when the application first polls the body of a
-//!   request that carried `Expect: 100-continue`.
+//! - **`100 Continue`** is sent (by hyper) on HTTP/1.1 only, when the application first polls
+//!   the body of a request that carried `Expect: 100-continue`. hyper's HTTP/2 server sends no
+//!   interim responses, so on HTTP/2 the SHOULD of `HTTP-INTERIM-1` is not met: such a client
+//!   sends the body after its own wait (curl: 1 s).
 //! - **Malformed requests** are answered by hyper (`400`, or `431` for too many fields) or
 //!   by the server (`400` for an HTTP/1.1 request without exactly one valid `Host`, an
 //!   asterisk-form target without `OPTIONS`, an authority-form target without `CONNECT`, and
@@ -235,8 +249,16 @@
 //! - **HTTP/2 request bodies** (`HTTP-BODY-12`): a request stream still open when the response
 //!   is complete is left to hyper and the `h2` crate, which may reset it with `NO_ERROR`, as the
 //!   requirement allows.
-//! - **Body timeouts** (`HTTP-BODY-15`): the server does not fail bodies with
-//!   [`rgi::BodyError::TimedOut`]; slow clients are bounded by the header read and idle timeouts.
+//! - **Body timeouts** (`HTTP-BODY-15`): a request body fails with
+//!   [`rgi::BodyError::TimedOut`] when the application has waited `--body-read-timeout`
+//!   (60 s) for bytes that do not come — a `408` if the application lets the error out before
+//!   its response head. Only waiting counts: the timer runs while a poll of the body is pending,
+//!   and starts afresh at the next wait. A client that sends a body slowly cannot hold a
+//!   connection and the application's task for longer.
+//! - **Write timeout** (`SRV-LIMIT-16`): a connection whose writes make no progress for
+//!   `--write-timeout` (60 s) — the client stopped reading — is closed, on HTTP/1.x, HTTP/2 and
+//!   upgraded connections alike; the exchange settles as not completed. Slow readers that make
+//!   progress are never cut off: the timer restarts at each stalled write.
 //! - **Watching for departure** (`HTTP-DISC-5`): hyper keeps reading an HTTP/1.x connection
 //!   while a call is pending, so a client that closes is noticed even when the application
 //!   reads no body; HTTP/2 resets arrive as stream events.
@@ -305,6 +327,7 @@ mod proxy;
 mod request_id;
 mod server;
 mod service;
+mod stall;
 mod tls;
 mod ws;
 

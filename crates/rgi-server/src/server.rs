@@ -19,7 +19,7 @@ use crate::activation::{InheritedListeners, InheritedSocket, SharedInherited};
 use crate::config::{Config, ConfigError, HttpVersions};
 use crate::framing::{Allowed, FramingGuard};
 use crate::gate::Gate;
-use crate::protocol::{Builders, Prefix};
+use crate::protocol::{Builders, Prefix, Protocol};
 use crate::service::{Activity, AppContext, CatchUnwind, ConnContext, serve_request};
 use crate::tls::TlsError;
 
@@ -404,6 +404,8 @@ struct ConnShared {
     /// The header read timeout of HTTP/1 connections (`SRV-LIMIT-7`), `None` when off.
     header_read_timeout: Option<Duration>,
     keep_alive_timeout: Option<Duration>,
+    /// How long a write may make no progress before the connection is closed.
+    write_timeout: Option<Duration>,
     max_head: usize,
     allowed: Allowed,
     tracker: Arc<Tracker>,
@@ -520,6 +522,8 @@ impl Server {
             app,
             max_uri_length: config.max_uri_length,
             max_body_bytes: config.max_body_bytes,
+            body_read_timeout: (!config.body_read_timeout.is_zero())
+                .then_some(config.body_read_timeout),
             root_path: config.root_path.clone(),
             trusted_proxies: config
                 .proxy_headers
@@ -552,6 +556,7 @@ impl Server {
                 .then_some(config.header_read_timeout),
             keep_alive_timeout: (!config.keep_alive_timeout.is_zero())
                 .then_some(config.keep_alive_timeout),
+            write_timeout: (!config.write_timeout.is_zero()).then_some(config.write_timeout),
             max_head: config.max_header_bytes.max(8192),
             allowed: match config.http {
                 HttpVersions::Http1Only => Allowed::Http1,
@@ -791,7 +796,7 @@ fn spawn_connection<A, Io>(
             })
         };
         match &conns.tls {
-            None => drive(ctx(info), &conns, io).await,
+            None => drive(ctx(info), &conns, io, None).await,
             // Boxed: the TLS state is large, and a plain connection's task must not carry it.
             Some(acceptor) => {
                 Box::pin(async {
@@ -804,8 +809,10 @@ fn spawn_connection<A, Io>(
                     };
                     match stream {
                         Ok(Ok(stream)) => {
-                            let info = info.with_tls(crate::tls::info(stream.get_ref().1));
-                            drive(ctx(info), &conns, stream).await;
+                            let tls = stream.get_ref().1;
+                            let info = info.with_tls(crate::tls::info(tls));
+                            let alpn = crate::tls::negotiated_protocol(tls);
+                            drive(ctx(info), &conns, stream, alpn).await;
                         }
                         Ok(Err(error)) => tracing::debug!(%error, "TLS handshake failed"),
                         Err(_) => tracing::debug!("TLS handshake timed out"),
@@ -817,8 +824,10 @@ fn spawn_connection<A, Io>(
     });
 }
 
-/// Serves one connection until it ends, shutdown drains it, or shutdown is forced.
-async fn drive<A, Io>(ctx: Arc<ConnContext<A>>, conns: &ConnShared, io: Io)
+/// Serves one connection until it ends, shutdown drains it, or shutdown is forced. `alpn` is
+/// the protocol TLS negotiated, if any: it is then served without looking at the first bytes
+/// (RFC 9113 §3.3), and a client that speaks the other one is refused.
+async fn drive<A, Io>(ctx: Arc<ConnContext<A>>, conns: &ConnShared, io: Io, alpn: Option<Protocol>)
 where
     A: App,
     Io: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -833,7 +842,7 @@ where
     // A client that connects and sends nothing is dropped after the header read timeout; once
     // bytes arrive, the drive loop below enforces that timeout for every HTTP/1 request head.
     let first_byte_deadline = deadline(ctx.activity.origin(), conns.handshake_timeout);
-    let prefix = if conns.builders.needs_sniffing() {
+    let prefix = if alpn.is_none() && conns.builders.needs_sniffing() {
         let read = tokio::select! {
             read = Prefix::read(&mut io) => read,
             () = tokio::time::sleep_until(first_byte_deadline) => {
@@ -854,22 +863,27 @@ where
     } else {
         Prefix::empty()
     };
-    let protocol = conns.builders.protocol(&prefix);
+    let (protocol, allowed) = match alpn {
+        Some(Protocol::Http1) => (Protocol::Http1, Allowed::Http1),
+        Some(Protocol::Http2) => (Protocol::Http2, Allowed::Http2),
+        None => (conns.builders.protocol(&prefix), conns.allowed),
+    };
     let io = FramingGuard::new(
         io,
         prefix,
         conns.max_head,
         ctx.verdicts.clone(),
-        conns.allowed,
+        allowed,
         ctx.activity.clone(),
-    );
+    )
+    .with_write_timeout(conns.write_timeout);
     let mut conn = conns.builders.serve(protocol, io, service);
     // SRV-LIMIT-7 for HTTP/1: hyper's own header read timeout arms a boxed timer for every
     // request head; the connection's one timer does it instead, from the end of the previous
     // response (or the connection's start) while no request is in flight.
     let header_read_timeout = conns
         .header_read_timeout
-        .filter(|_| protocol == crate::protocol::Protocol::Http1);
+        .filter(|_| protocol == Protocol::Http1);
     let mut closing = false;
     // When an idle connection was asked to close: the peer gets one more idle timeout to let
     // it (an HTTP/2 peer must acknowledge the GOAWAY's PING), then it is dropped (`SRV-LIMIT-8`).

@@ -32,6 +32,8 @@ pub(crate) struct AppContext<A> {
     pub(crate) app: A,
     pub(crate) max_uri_length: usize,
     pub(crate) max_body_bytes: Option<u64>,
+    /// `HTTP-BODY-15`: how long a request body may keep the application waiting.
+    pub(crate) body_read_timeout: Option<std::time::Duration>,
     pub(crate) root_path: Option<rgi::MountPrefix>,
     pub(crate) trusted_proxies: Option<TrustedProxies>,
     pub(crate) access_log: bool,
@@ -171,7 +173,9 @@ pub(crate) struct ExchangeLog {
     target: LogTarget,
     version: Version,
     status: StatusCode,
-    request_id: Option<HeaderValue>,
+    // Boxed: only with request IDs on (`--request-id`); inline it would make every request's
+    // state larger by a whole header value.
+    request_id: Option<Box<HeaderValue>>,
     /// The connection's id (`HTTP-CONN-6`), so that failures can be correlated (`SRV-LOG-1`).
     connection: u64,
     _active: ActiveGuard,
@@ -304,8 +308,7 @@ enum UpgradeRequest {
 }
 
 /// What is needed after the application answered.
-struct Finish<A> {
-    shared: Arc<AppContext<A>>,
+struct Finish {
     head: bool,
     /// An HTTP/2 extended CONNECT.
     extended_connect: bool,
@@ -324,9 +327,12 @@ pin_project_lite::pin_project! {
         // Boxed: rare (rejections, the health path), and inline it would make every request's
         // future — which hyper moves and tokio copies — larger by a whole response.
         immediate: Option<Box<Response<ResponseBody<A::Body>>>>,
-        finish: Option<Finish<A>>,
+        finish: Option<Finish>,
         #[pin]
         call: Option<CatchUnwind<F>>,
+        // The application that `call` borrows (see `serve_request`). Declared after `call`,
+        // so it is dropped after it; never taken out.
+        app: Option<Arc<AppContext<A>>>,
     }
 
     impl<F, A: App> PinnedDrop for CallFuture<F, A> {
@@ -373,7 +379,11 @@ where
             Poll::Ready(output) => output,
         };
         this.call.set(None);
-        let (Some(notifier), Some(finish)) = (this.notifier.take(), this.finish.take()) else {
+        let (Some(notifier), Some(finish), Some(shared)) = (
+            this.notifier.take(),
+            this.finish.take(),
+            this.app.as_deref(),
+        ) else {
             return Poll::Ready(Ok(plain_response::<A::Body>(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 Version::HTTP_11,
@@ -383,21 +393,11 @@ where
             )));
         };
         // Echoed in the response (`--request-id`); the exchange log holds the one copy.
-        let request_id = finish.log.request_id.clone();
+        let request_id = finish.log.request_id.as_deref().cloned();
         let response = match output {
-            Ok(Ok(response)) => finish_response(finish, response, notifier),
+            Ok(Ok(response)) => finish_response(shared, finish, response, notifier),
             Ok(Err(error)) => error_response(finish, error.into(), notifier),
-            Err(panic) => {
-                let message = panic_message(&*panic);
-                tracing::error!(
-                    method = %finish.log.method,
-                    path = %finish.log.target,
-                connection = finish.log.connection,
-                    panic = %message,
-                    "the application panicked before its response head"
-                );
-                failure_response(finish, StatusCode::INTERNAL_SERVER_ERROR, notifier)
-            }
+            Err(panic) => panic_response(finish, &*panic, notifier),
         };
         let mut response = response;
         echo_request_id(&mut response, request_id);
@@ -442,18 +442,20 @@ fn plain_response<B>(
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(text.len()));
-    if status.is_client_error() && version < Version::HTTP_2 {
+    if (status.is_client_error() || status == StatusCode::NOT_IMPLEMENTED)
+        && version < Version::HTTP_2
+    {
         // The request may be half read: do not reuse the connection.
         headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     response
 }
 
-fn failure_response<A: App>(
-    finish: Finish<A>,
+fn failure_response<B>(
+    finish: Finish,
     status: StatusCode,
     notifier: DisconnectNotifier,
-) -> Response<ResponseBody<A::Body>> {
+) -> Response<ResponseBody<B>> {
     plain_response(
         status,
         finish.version,
@@ -463,12 +465,29 @@ fn failure_response<A: App>(
     )
 }
 
+/// The answer to an application that panicked before its response head (`CORE-ERR-2`): logged
+/// with the panic's message, a `500` without details.
+fn panic_response<B>(
+    finish: Finish,
+    panic: &(dyn Any + Send),
+    notifier: DisconnectNotifier,
+) -> Response<ResponseBody<B>> {
+    tracing::error!(
+        method = %finish.log.method,
+        path = %finish.log.target,
+        connection = finish.log.connection,
+        panic = %panic_message(panic),
+        "the application panicked before its response head"
+    );
+    failure_response(finish, StatusCode::INTERNAL_SERVER_ERROR, notifier)
+}
+
 /// The answer to an application's `Err` (`CORE-ERR-*`).
-fn error_response<A: App>(
-    finish: Finish<A>,
+fn error_response<B>(
+    finish: Finish,
     error: BoxError,
     notifier: DisconnectNotifier,
-) -> Response<ResponseBody<A::Body>> {
+) -> Response<ResponseBody<B>> {
     match BodyError::find(error.as_ref()) {
         Some(BodyError::Disconnected) => {
             tracing::debug!(
@@ -519,7 +538,8 @@ fn error_response<A: App>(
 
 /// Turns the application's response into hyper's, enforcing the response rules.
 fn finish_response<A: App>(
-    mut finish: Finish<A>,
+    shared: &AppContext<A>,
+    mut finish: Finish,
     mut response: Response<A::Body>,
     notifier: DisconnectNotifier,
 ) -> Response<ResponseBody<A::Body>> {
@@ -579,13 +599,13 @@ fn finish_response<A: App>(
                         finish.version,
                         response.headers_mut(),
                     );
-                    let config = finish.shared.ws.clone();
+                    let config = shared.ws.clone();
                     // The session runs on during the drain (`SRV-SHUT-2`); at the graceful
                     // deadline it sends close 1001, aborts the handler and ends by itself
                     // within a bounded time (`WS-CLOSE-7`, `SRV-SHUT-3`), so it is not
                     // dropped at the force signal.
-                    let mut force = finish.shared.tasks.closing_signal();
-                    finish.shared.tasks.spawn_closing_at_deadline(async move {
+                    let mut force = shared.tasks.closing_signal();
+                    shared.tasks.spawn_closing_at_deadline(async move {
                         let upgraded = tokio::select! {
                             result = on_upgrade => result,
                             _ = force.wait_for(|forced| *forced) => return,
@@ -621,7 +641,7 @@ fn finish_response<A: App>(
                             headers.insert(header::UPGRADE, protocol);
                         }
                     }
-                    finish.shared.tasks.spawn(async move {
+                    shared.tasks.spawn(async move {
                         match on_upgrade.await {
                             Ok(upgraded) => {
                                 let io = rgi::upgrade::Upgraded::new(
@@ -657,12 +677,10 @@ fn finish_response<A: App>(
     response
         .extensions_mut()
         .remove::<hyper::ext::ReasonPhrase>();
-    let unsendable = response.headers().values().any(|value| {
-        value
-            .as_bytes()
-            .iter()
-            .any(|b| matches!(b, b'\r' | b'\n' | 0))
-    });
+    let unsendable = response
+        .headers()
+        .values()
+        .any(|value| has_cr_lf_or_nul(value.as_bytes()));
     if unsendable {
         tracing::error!(
             path = %finish.log.target,
@@ -680,16 +698,34 @@ fn finish_response<A: App>(
         return failure_response(finish, StatusCode::INTERNAL_SERVER_ERROR, notifier);
     };
 
-    let no_body =
-        finish.head || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED;
+    let no_body = finish.head
+        || matches!(
+            status,
+            StatusCode::NO_CONTENT | StatusCode::RESET_CONTENT | StatusCode::NOT_MODIFIED
+        );
     let declared = declared.or_else(|| response.body().size_hint().exact());
-    if finish.head && !response.headers().contains_key(header::CONTENT_LENGTH) {
-        // A HEAD response carries the length the GET response would have.
-        if let Some(length) = declared {
+    match status {
+        // HTTP-FRAME-7, RFC 9110 §8.6: never a length on a `204`, whatever the method.
+        StatusCode::NO_CONTENT => {
+            response.headers_mut().remove(header::CONTENT_LENGTH);
+        }
+        // HTTP-FRAME-7, RFC 9110 §15.3.6: a `205` has no content, and says so.
+        StatusCode::RESET_CONTENT => {
             response
                 .headers_mut()
-                .insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+                .insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
         }
+        // A HEAD response carries the length the GET response would have (a `304` keeps
+        // only the one the application set).
+        StatusCode::NOT_MODIFIED => {}
+        _ if finish.head && !response.headers().contains_key(header::CONTENT_LENGTH) => {
+            if let Some(length) = declared {
+                response
+                    .headers_mut()
+                    .insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+            }
+        }
+        _ => {}
     }
     finish.log.status = status;
     let (parts, body) = response.into_parts();
@@ -708,7 +744,7 @@ fn finish_response<A: App>(
 /// `rgi-tower`'s `TowerApp` puts it), no RGI accept marker, and the request was one for which
 /// the server left hyper's `OnUpgrade` in place. The marker is removed; the server's own clone
 /// is released unawaited, since whoever took the request's handle performs the upgrade.
-fn hands_over_to_hyper<A: App, B>(finish: &Finish<A>, response: &mut Response<B>) -> bool {
+fn hands_over_to_hyper<B>(finish: &Finish, response: &mut Response<B>) -> bool {
     let extensions = response.extensions();
     let marked = extensions.get::<hyper::upgrade::OnUpgrade>().is_some()
         && extensions.get::<rgi::upgrade::UpgradeAccepted>().is_none()
@@ -726,11 +762,11 @@ fn hands_over_to_hyper<A: App, B>(finish: &Finish<A>, response: &mut Response<B>
 /// as the application made it (on HTTP/1.1 with its `connection`, `upgrade` and
 /// `sec-websocket-accept` fields), without a body. The request's `Disconnect` settles as
 /// completed once hyper has taken the head.
-fn hyper_upgrade_response<A: App>(
-    mut finish: Finish<A>,
-    mut response: Response<A::Body>,
+fn hyper_upgrade_response<B>(
+    mut finish: Finish,
+    mut response: Response<B>,
     notifier: DisconnectNotifier,
-) -> Response<ResponseBody<A::Body>> {
+) -> Response<ResponseBody<B>> {
     // Dropping the server's clone never cancels the upgrade: all clones share it.
     finish.upgrade = UpgradeRequest::None;
     if finish.version >= Version::HTTP_2 {
@@ -745,16 +781,25 @@ fn hyper_upgrade_response<A: App>(
     upgrade_response(finish, response, notifier)
 }
 
-fn upgrade_response<A: App>(
-    mut finish: Finish<A>,
-    response: Response<A::Body>,
+fn upgrade_response<B>(
+    mut finish: Finish,
+    response: Response<B>,
     notifier: DisconnectNotifier,
-) -> Response<ResponseBody<A::Body>> {
+) -> Response<ResponseBody<B>> {
     finish.log.status = response.status();
     let (mut parts, _body) = response.into_parts();
     parts.headers.remove(header::CONTENT_LENGTH);
     let body = ResponseBody::server(Bytes::new(), true, Some(notifier), Some(finish.log));
     Response::from_parts(parts, body)
+}
+
+/// Whether a header value holds CR, LF or NUL, which `HeaderValue`'s unchecked constructors
+/// let through and no response may carry. A fold without an early exit: the compiler turns it
+/// into a few vector operations for the short values of a response head.
+fn has_cr_lf_or_nul(value: &[u8]) -> bool {
+    value.iter().fold(false, |found, &b| {
+        found | (b == b'\r') | (b == b'\n') | (b == 0)
+    })
 }
 
 /// The application's `Content-Length`: `Ok(None)` without one, `Err` unless it is one valid
@@ -810,6 +855,65 @@ fn malformed_head(parts: &http::request::Parts) -> bool {
     authority_form != (parts.method == Method::CONNECT)
 }
 
+/// How a request whose `transfer-encoding` is more than one `chunked` is refused
+/// (`SRV-LIMIT-13`): `chunked` twice is broken framing (RFC 9112 §6.1 lets no sender apply it
+/// twice, and a peer that decodes it twice reads another body), `400`; a coding the server does
+/// not implement before the final `chunked` (`gzip, chunked`), `501` (RFC 9112 §6.1). hyper
+/// frames both by the last `chunked` and would hand the application a body still encoded.
+/// (A final coding other than `chunked` never gets here: hyper and the framing guard refuse it.)
+fn transfer_coding_refusal(parts: &http::request::Parts) -> Option<StatusCode> {
+    if parts.version >= Version::HTTP_2 {
+        return None;
+    }
+    let mut fields = parts.headers.get_all(header::TRANSFER_ENCODING).iter();
+    let first = fields.next()?;
+    if fields.next().is_none() && first.as_bytes().eq_ignore_ascii_case(b"chunked") {
+        // The common case, without splitting.
+        return None;
+    }
+    let mut chunked = 0;
+    let mut unknown = false;
+    for coding in parts
+        .headers
+        .get_all(header::TRANSFER_ENCODING)
+        .iter()
+        .flat_map(|value| value.as_bytes().split(|b| *b == b','))
+    {
+        let coding = coding.trim_ascii();
+        if coding.eq_ignore_ascii_case(b"chunked") {
+            chunked += 1;
+        } else if !coding.is_empty() {
+            unknown = true;
+        }
+    }
+    if chunked > 1 {
+        Some(StatusCode::BAD_REQUEST)
+    } else if unknown {
+        Some(StatusCode::NOT_IMPLEMENTED)
+    } else {
+        None
+    }
+}
+
+/// The bytes of a registered name in a `host` value: unreserved, sub-delims and `%`
+/// (RFC 3986 §3.2.2), looked up in one step.
+const HOST_NAME_BYTE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let byte = b as u8;
+        table[b] = byte.is_ascii_alphanumeric();
+        b += 1;
+    }
+    let others = b"-._~!$&'()*+,;=%";
+    let mut i = 0;
+    while i < others.len() {
+        table[others[i] as usize] = true;
+        i += 1;
+    }
+    table
+};
+
 /// Whether a `host` value is `uri-host [ ":" port ]` (RFC 9110 §7.2, RFC 3986 §3.2.2): an
 /// IP literal in brackets, or a name of unreserved, sub-delim and percent characters (which
 /// covers IPv4 addresses); the port is digits. Checked in place, without allocating.
@@ -836,10 +940,7 @@ fn valid_host(value: &[u8]) -> bool {
             Some(colon) => (&value[..colon], &value[colon + 1..]),
             None => (value, &[][..]),
         };
-        let name_ok = !name.is_empty()
-            && name
-                .iter()
-                .all(|&b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%".contains(&b));
+        let name_ok = !name.is_empty() && name.iter().all(|&b| HOST_NAME_BYTE[usize::from(b)]);
         if !name_ok {
             return false;
         }
@@ -893,7 +994,7 @@ pub(crate) fn serve_request<A: App>(
         target: LogTarget::of(&parts.uri),
         version,
         status: StatusCode::OK,
-        request_id,
+        request_id: request_id.map(Box::new),
         connection: info.id(),
         _active: active,
     };
@@ -913,6 +1014,8 @@ pub(crate) fn serve_request<A: App>(
         })
     } else if malformed_head(&parts) {
         Some(StatusCode::BAD_REQUEST)
+    } else if let Some(status) = transfer_coding_refusal(&parts) {
+        Some(status)
     } else if shared
         .health_path
         .as_deref()
@@ -952,7 +1055,7 @@ pub(crate) fn serve_request<A: App>(
         None
     };
     if let Some(status) = early_status.or(rejection.as_ref().map(|r| r.status())) {
-        let request_id = log.request_id.clone();
+        let request_id = log.request_id.as_deref().cloned();
         let mut response = plain_response(status, version, head, Some(notifier), Some(log));
         if let Some(rejection) = rejection {
             for (name, value) in rejection.headers() {
@@ -965,6 +1068,7 @@ pub(crate) fn serve_request<A: App>(
             immediate: Some(Box::new(response)),
             finish: None,
             call: None,
+            app: None,
         };
     }
 
@@ -1022,30 +1126,58 @@ pub(crate) fn serve_request<A: App>(
     let body = if incoming.is_end_stream() {
         Body::empty()
     } else {
-        Body::new(RequestBody::new(incoming))
+        Body::new(RequestBody::new(incoming, shared.body_read_timeout))
     };
     let request = http::Request::from_parts(parts, body.with_limit(shared.max_body_bytes));
 
+    let finish = Finish {
+        head,
+        extended_connect: version >= Version::HTTP_2 && is_connect && protocol.is_some(),
+        version,
+        upgrade,
+        log,
+    };
+    // The application is called here, not from an `async` block: such a block would keep its
+    // own, moved-from copy of the request (about 300 bytes) for the whole exchange, in every
+    // request's future — which hyper moves, and keeps a slot of that size for on every
+    // connection. A `call` that panics before returning its future is answered `500`.
     let app = shared.clone();
-    let call = async move { app.app.call(request).await };
-    CallFuture {
-        notifier: Some(notifier),
-        immediate: None,
-        finish: Some(Finish {
-            shared: shared.clone(),
-            head,
-            extended_connect: version >= Version::HTTP_2 && is_connect && protocol.is_some(),
-            version,
-            upgrade,
-            log,
-        }),
-        call: Some(CatchUnwind::new(call)),
+    // SAFETY: the future borrows the application for `'static` but lives no longer than the
+    // `Arc` that owns it. That `Arc` goes into the same `CallFuture` as the future, in the
+    // `app` field, which is declared after `call` (so dropped after it) and never taken out;
+    // `poll` sets `call` to `None` (drops the future) before it does anything else. The
+    // application lives in the `Arc`'s allocation, which does not move when the `CallFuture`
+    // does and cannot be freed while that `Arc` lives. The reference cannot escape the future
+    // either: `App::call` is generic over the lifetime of `&self`, so no implementation can
+    // keep it longer than that lifetime, whatever the caller picks.
+    #[allow(unsafe_code)]
+    let app_ref: &'static A = unsafe { &*std::ptr::from_ref(&app.app) };
+    match std::panic::catch_unwind(AssertUnwindSafe(|| app_ref.call(request))) {
+        Ok(call) => CallFuture {
+            notifier: Some(notifier),
+            immediate: None,
+            finish: Some(finish),
+            call: Some(CatchUnwind::new(call)),
+            app: Some(app),
+        },
+        Err(panic) => {
+            let request_id = finish.log.request_id.as_deref().cloned();
+            let mut response = panic_response(finish, &*panic, notifier);
+            echo_request_id(&mut response, request_id);
+            CallFuture {
+                notifier: None,
+                immediate: Some(Box::new(response)),
+                finish: None,
+                call: None,
+                app: None,
+            }
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{LogTarget, valid_host};
+    use super::{LogTarget, has_cr_lf_or_nul, valid_host};
 
     /// SRV-LOG-1: failure logs name the request's target.
     #[test]
@@ -1058,6 +1190,20 @@ mod tests {
         ] {
             let uri: http::Uri = target.parse().unwrap();
             assert_eq!(LogTarget::of(&uri).to_string(), shown, "{target}");
+        }
+    }
+
+    /// CORE-ERR-6: header values with CR, LF or NUL are found wherever they are.
+    #[test]
+    fn finds_cr_lf_and_nul() {
+        assert!(!has_cr_lf_or_nul(b""));
+        assert!(!has_cr_lf_or_nul(b"text/plain; charset=utf-8\t\x01\x7f"));
+        for bad in [b'\r', b'\n', 0] {
+            for at in [0, 1, 15, 16, 17, 40] {
+                let mut value = vec![b'a'; 41];
+                value[at] = bad;
+                assert!(has_cr_lf_or_nul(&value), "{bad} at {at}");
+            }
         }
     }
 

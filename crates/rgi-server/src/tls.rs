@@ -10,6 +10,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::config::{HttpVersions, TlsFiles};
+use crate::protocol::Protocol;
 
 /// Why the TLS identity could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -75,12 +76,27 @@ pub(crate) fn server_config(
         }
     };
     let mut config = builder.with_single_cert(certs, key)?;
+    // In the server's order of preference. `http/1.0` is offered by clients that speak only
+    // HTTP/1.0 (`curl --http1.0`); without it their handshake fails (`no_application_protocol`).
     config.alpn_protocols = match http {
-        HttpVersions::Http1Only => vec![b"http/1.1".to_vec()],
-        HttpVersions::Http2Only => vec![b"h2".to_vec()],
-        HttpVersions::Auto => vec![b"h2".to_vec(), b"http/1.1".to_vec()],
+        HttpVersions::Http1Only => vec![HTTP_11.to_vec(), HTTP_10.to_vec()],
+        HttpVersions::Http2Only => vec![H2.to_vec()],
+        HttpVersions::Auto => vec![H2.to_vec(), HTTP_11.to_vec(), HTTP_10.to_vec()],
     };
     Ok(Arc::new(config))
+}
+
+const H2: &[u8] = b"h2";
+const HTTP_11: &[u8] = b"http/1.1";
+const HTTP_10: &[u8] = b"http/1.0";
+
+/// The protocol the handshake of `conn` chose by ALPN, if the client offered any.
+pub(crate) fn negotiated_protocol(conn: &ServerConnection) -> Option<Protocol> {
+    match conn.alpn_protocol()? {
+        H2 => Some(Protocol::Http2),
+        HTTP_11 | HTTP_10 => Some(Protocol::Http1),
+        _ => None,
+    }
 }
 
 /// What the handshake of `conn` negotiated (`HTTP-CONN-4`).

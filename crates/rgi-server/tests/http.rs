@@ -234,7 +234,8 @@ async fn continue_only_when_the_app_reads() {
     stop(server).await;
 }
 
-/// HTTP-FRAME-5, HTTP-FRAME-7: `HEAD`, `204` and `304` responses carry no body bytes.
+/// HTTP-FRAME-5, HTTP-FRAME-7: `HEAD`, `204`, `205` and `304` responses carry no body bytes;
+/// a `204` has no `content-length` (for `HEAD` too), a `205` says `content-length: 0`.
 #[tokio::test]
 async fn head_204_304_have_no_body() {
     let (server, _probe) = start_probe(config()).await;
@@ -242,12 +243,27 @@ async fn head_204_304_have_no_body() {
     // HEAD then GET on one connection: if HEAD leaked body bytes, the GET would be garbled.
     let reply = raw(
         addr,
-        b"HEAD /meta HTTP/1.1\r\nHost: x\r\n\r\nGET /status?204 HTTP/1.1\r\nHost: x\r\n\r\nGET /status?304 HTTP/1.1\r\nHost: x\r\n\r\nGET /status?200 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"HEAD /meta HTTP/1.1\r\nHost: x\r\n\r\nGET /status?204 HTTP/1.1\r\nHost: x\r\n\r\nGET /status?304 HTTP/1.1\r\nHost: x\r\n\r\nHEAD /status?204 HTTP/1.1\r\nHost: x\r\n\r\nGET /status?205 HTTP/1.1\r\nHost: x\r\n\r\nHEAD /status?205 HTTP/1.1\r\nHost: x\r\n\r\nGET /status?200 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
     )
     .await;
     let text = String::from_utf8_lossy(&reply);
-    let statuses: Vec<&str> = text.split("HTTP/1.1 ").skip(1).map(|r| &r[..3]).collect();
-    assert_eq!(statuses, ["200", "204", "304", "200"], "{text}");
+    let responses: Vec<&str> = text.split("HTTP/1.1 ").skip(1).collect();
+    let statuses: Vec<&str> = responses.iter().map(|r| &r[..3]).collect();
+    assert_eq!(
+        statuses,
+        ["200", "204", "304", "204", "205", "205", "200"],
+        "{text}"
+    );
+    for response in &responses {
+        let head = response.to_ascii_lowercase();
+        // RFC 9110 §8.6: no length on a 204, HEAD included; §15.3.6: a 205 is empty.
+        if response.starts_with("204") {
+            assert!(!head.contains("content-length"), "{text}");
+        }
+        if response.starts_with("205") {
+            assert!(head.contains("content-length: 0\r\n"), "{text}");
+        }
+    }
     assert_eq!(
         text.matches("body that must not be sent").count(),
         1,
@@ -346,6 +362,46 @@ async fn error_and_panic_before_head_give_500() {
     }
     let reply = send_h1(addr, request("GET", "/meta", b"")).await;
     assert_eq!(reply.status, StatusCode::OK);
+    stop(server).await;
+}
+
+/// An app whose hand-written `call` panics before it returns a future, for `/panic-now`.
+struct PanicsInCall;
+
+impl rgi::App for PanicsInCall {
+    type Body = rgi::Body;
+    type Error = std::convert::Infallible;
+
+    fn call(
+        &self,
+        req: rgi::Request,
+    ) -> impl std::future::Future<Output = Result<http::Response<rgi::Body>, Self::Error>> + Send
+    {
+        assert_ne!(req.uri().path(), "/panic-now", "a secret panic, on purpose");
+        std::future::ready(Ok(http::Response::new(rgi::Body::from("served"))))
+    }
+}
+
+/// CORE-ERR-2, CORE-ERR-5: a `call` that panics before it even returns its future gives a
+/// 500 too (HTTP/1.1 and HTTP/2), and the connection and the server keep serving.
+#[tokio::test]
+async fn panic_in_call_itself_gives_500() {
+    let server = start(config(), PanicsInCall).await;
+    let addr = server.local_addrs()[0];
+    let reply = raw(
+        addr,
+        b"GET /panic-now HTTP/1.1\r\nHost: x\r\n\r\nGET /ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    let text = String::from_utf8_lossy(&reply);
+    assert_eq!(status_of(&reply), Some(500), "{text}");
+    assert!(!text.contains("secret"), "{text}");
+    assert!(text.ends_with("served"), "the connection goes on: {text}");
+    let reply = send_h2(addr, request("GET", "/panic-now", b"")).await;
+    assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
+    let reply = send_h2(addr, request("GET", "/ok", b"")).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.text(), "served");
     stop(server).await;
 }
 

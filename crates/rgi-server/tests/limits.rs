@@ -9,7 +9,7 @@ use common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// SRV-LIMIT-1, SRV-LIMIT-13, SRV-LIMIT-14, SRV-LIMIT-3, SRV-LIMIT-4, SRV-LIMIT-11: malformed heads get a 4xx
+/// SRV-LIMIT-1, SRV-LIMIT-13, SRV-LIMIT-14, SRV-LIMIT-15, SRV-LIMIT-3, SRV-LIMIT-4, SRV-LIMIT-11: malformed heads get a 4xx
 /// (or a close), never reach the app, and the connection is not reused.
 #[tokio::test]
 async fn malformed_requests_get_400_and_close() {
@@ -41,6 +41,18 @@ async fn malformed_requests_get_400_and_close() {
         b"POST /no-read HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n-5\r\nhello\r\n0\r\n\r\n",
         b"POST /no-read HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n",
         b"POST /no-read HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\n",
+        // SRV-LIMIT-15: CRLF ends every line of a chunked body; sizes, extensions and
+        // trailers follow RFC 9112 §7.1.
+        b"POST /no-read HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\nhello\r\n0\r\n\r\n",
+        b"POST /no-read HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\n0\r\n\r\n",
+        b"POST /no-read HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\r\n0\r\n\r\n",
+        b"POST /no-read HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5 x\r\nhello\r\n0\r\n\r\n",
+        b"POST /no-read HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5;a\nb\r\nhello\r\n0\r\n\r\n",
+        b"POST /no-read HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX-T: a\n\n",
+        b"POST /no-read HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX-T: a\r\n folded\r\n\r\n",
+        b"POST /no-read HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nBad Name: v\r\n\r\n",
+        b"POST /no-read HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nno-colon\r\n\r\n",
+        b"POST /no-read HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\r\n",
     ];
     for (index, request) in corpus.iter().enumerate() {
         // A second, valid request follows: it must not be answered.
@@ -263,5 +275,204 @@ async fn silent_connection_is_closed() {
         "the silent connection was not closed: {result:?}"
     );
     assert_eq!(probe.observed.calls.load(Ordering::SeqCst), 0);
+    stop(server).await;
+}
+
+/// SRV-LIMIT-15: a chunked body that turns malformed after the application has the request
+/// (here a trailer line ended by a bare LF, behind which a request hides) ends the
+/// connection: nothing behind the malformed byte is served.
+#[tokio::test]
+async fn body_malformed_after_the_call_ends_the_connection() {
+    let (server, probe) = start_probe(config()).await;
+    let addr = server.local_addrs()[0];
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(
+            b"POST /collect HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n",
+        )
+        .await
+        .unwrap();
+    assert!(eventually(|| probe.observed.calls.load(Ordering::SeqCst) == 1).await);
+    stream
+        .write_all(
+            b"0\r\nX-T: a\n\nGET /meta?hidden HTTP/1.1\r\nHost: a\r\n\r\nGET /meta?after HTTP/1.1\r\nHost: a\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let reply = read_to_close(&mut stream).await;
+    let text = String::from_utf8_lossy(&reply);
+    assert!(
+        !text.contains("method: GET"),
+        "served after the malformed body: {text}"
+    );
+    assert!(
+        !text.contains("bytes: 5"),
+        "the malformed body completed: {text}"
+    );
+    assert_eq!(probe.observed.calls.load(Ordering::SeqCst), 1);
+    // The server still serves.
+    let reply = send_h1(addr, request("GET", "/meta", b"")).await;
+    assert_eq!(reply.status, http::StatusCode::OK);
+    stop(server).await;
+}
+
+/// SRV-LIMIT-15: a request that offers a protocol switch the application does not take leaves
+/// the checks of the requests after it in force (`content-length` with `transfer-encoding`,
+/// SRV-LIMIT-14; the head limit, SRV-LIMIT-5).
+#[tokio::test]
+async fn switch_offer_not_taken_keeps_the_checks() {
+    let (server, probe) = start_probe(config().max_header_bytes(8192)).await;
+    let addr = server.local_addrs()[0];
+    let big = format!(
+        "GET /meta HTTP/1.1\r\nHost: a\r\nX-Big: {}\r\n\r\n",
+        "b".repeat(20_000)
+    );
+    let smuggle: &[u8] = b"POST /no-read HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
+    let upgrade: &[u8] =
+        b"GET /meta HTTP/1.1\r\nHost: a\r\nUpgrade: foo\r\nConnection: upgrade\r\n\r\n";
+    let connect: &[u8] = b"CONNECT a:80 HTTP/1.1\r\nHost: a:80\r\n\r\n";
+    let cases: [(&[u8], &[u8], &str); 4] = [
+        (upgrade, smuggle, "400"),
+        (upgrade, big.as_bytes(), "431"),
+        (connect, smuggle, "400"),
+        (connect, big.as_bytes(), "431"),
+    ];
+    for (offer, second, expected) in cases {
+        let calls = probe.observed.calls.load(Ordering::SeqCst);
+        let reply = raw(addr, &[offer, second].concat()).await;
+        let text = String::from_utf8_lossy(&reply);
+        let statuses: Vec<&str> = text
+            .match_indices("HTTP/1.1 ")
+            .map(|(at, _)| &text[at + 9..at + 12])
+            .collect();
+        // The offer is answered without a switch (the probe takes none), then the second
+        // request is refused.
+        assert_eq!(statuses.len(), 2, "{text}");
+        assert_ne!(statuses[0], "101", "{text}");
+        assert_eq!(statuses[1], expected, "{text}");
+        assert_eq!(
+            probe.observed.calls.load(Ordering::SeqCst),
+            calls + 1,
+            "{text}"
+        );
+    }
+    stop(server).await;
+}
+
+/// SRV-LIMIT-13: `chunked` applied twice is refused with `400`, an unknown coding before the
+/// final `chunked` with `501` (RFC 9112 §6.1); both close the connection without calling the
+/// application, which would otherwise get a body still encoded.
+#[tokio::test]
+async fn transfer_codings_other_than_one_chunked_are_refused() {
+    let (server, probe) = start_probe(config()).await;
+    let addr = server.local_addrs()[0];
+    let cases: [(&[u8], u16); 5] = [
+        (b"Transfer-Encoding: chunked, chunked\r\n", 400),
+        (
+            b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
+            400,
+        ),
+        (b"Transfer-Encoding: gzip, chunked\r\n", 501),
+        (b"Transfer-Encoding: identity, chunked\r\n", 501),
+        (
+            b"Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n",
+            501,
+        ),
+    ];
+    for (field, expected) in cases {
+        let request = [
+            &b"POST /collect HTTP/1.1\r\nHost: a\r\n"[..],
+            field,
+            b"\r\n5\r\nhello\r\n0\r\n\r\nGET /meta HTTP/1.1\r\nHost: a\r\n\r\n",
+        ]
+        .concat();
+        let reply = raw(addr, &request).await;
+        let text = String::from_utf8_lossy(&reply);
+        assert_eq!(status_of(&reply), Some(expected), "{text}");
+        assert_eq!(text.matches("HTTP/1.1").count(), 1, "reused: {text}");
+    }
+    assert_eq!(probe.observed.calls.load(Ordering::SeqCst), 0);
+    // One `chunked`, in any case and with whitespace, is served.
+    let reply = raw(
+        addr,
+        b"POST /collect HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:  Chunked \r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    )
+    .await;
+    assert!(
+        contains(&reply, b"bytes: 5"),
+        "{}",
+        String::from_utf8_lossy(&reply)
+    );
+    stop(server).await;
+}
+
+/// HTTP-BODY-15, CORE-ERR-4: a body whose bytes stop coming while the application waits for them
+/// fails with `TimedOut` after the body read timeout; before the response head that is a `408`,
+/// and the connection closes.
+#[tokio::test]
+async fn stalled_body_times_out() {
+    let (server, probe) = start_probe(config().body_read_timeout(Duration::from_secs(1))).await;
+    let addr = server.local_addrs()[0];
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"POST /collect HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nhello")
+        .await
+        .unwrap();
+    let reply = read_to_close(&mut stream).await;
+    assert_eq!(
+        status_of(&reply),
+        Some(408),
+        "{}",
+        String::from_utf8_lossy(&reply)
+    );
+    assert_eq!(probe.observed.calls.load(Ordering::SeqCst), 1);
+    stop(server).await;
+}
+
+/// HTTP-BODY-15: time in which the application does not poll the body does not count — here it
+/// reads a frame, stops for longer than the timeout while the rest arrives, then reads it.
+#[tokio::test]
+async fn body_read_timeout_counts_only_waiting() {
+    let (server, _probe) = start_probe(config().body_read_timeout(Duration::from_secs(1))).await;
+    let addr = server.local_addrs()[0];
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(
+            b"POST /stall-collect HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\nConnection: close\r\n\r\nhello",
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stream.write_all(b"world").await.unwrap();
+    let reply = read_to_close(&mut stream).await;
+    let text = String::from_utf8_lossy(&reply);
+    assert_eq!(status_of(&reply), Some(200), "{text}");
+    assert!(text.contains("bytes: 10"), "{text}");
+    stop(server).await;
+}
+
+/// SRV-LIMIT-16, HTTP-DISC-4: a client that stops reading a response cannot hold the
+/// connection and the application's body: once a write makes no progress for the write timeout,
+/// the connection closes and the exchange settles as not completed.
+#[tokio::test]
+async fn client_that_stops_reading_is_cut_off() {
+    let (server, probe) = start_probe(config().write_timeout(Duration::from_secs(1))).await;
+    let addr = server.local_addrs()[0];
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"GET /endless HTTP/1.1\r\nHost: a\r\nX-Track: stalled\r\n\r\n")
+        .await
+        .unwrap();
+    // The client reads nothing: the socket buffers fill, the server's writes stall.
+    let outcomes = &probe.observed.outcomes;
+    assert!(
+        eventually(|| outcomes.lock().unwrap().contains_key("stalled")).await,
+        "the stalled exchange never ended"
+    );
+    assert_ne!(outcomes.lock().unwrap()["stalled"], rgi::Outcome::Completed);
+    drop(stream);
+    // The server still serves.
+    let reply = send_h1(addr, request("GET", "/meta", b"")).await;
+    assert_eq!(reply.status, http::StatusCode::OK);
     stop(server).await;
 }

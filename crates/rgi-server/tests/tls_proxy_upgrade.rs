@@ -48,6 +48,12 @@ async fn tls_info_reaches_the_app() {
     assert!(out.contains("tls-alpn: http/1.1"), "{out}");
     assert!(out.contains("version: HTTP/1.1"), "{out}");
 
+    // An HTTP/1.0-only client offers `http/1.0` alone, and is served.
+    let (ok, out, err) = curl(&["--http1.0", "--cacert", &cert, "--resolve", &resolve, &url]).await;
+    assert!(ok, "{err}");
+    assert!(out.contains("tls-alpn: http/1.0"), "{out}");
+    assert!(out.contains("version: HTTP/1.0"), "{out}");
+
     // A plain-text client on the TLS port is refused without hurting the server.
     let reply = raw(
         server.local_addrs()[0],
@@ -57,6 +63,90 @@ async fn tls_info_reaches_the_app() {
     assert!(!String::from_utf8_lossy(&reply).contains("method: GET"));
     let (ok, _, err) = curl(&["--cacert", &cert, "--resolve", &resolve, &url]).await;
     assert!(ok, "{err}");
+    stop(server).await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// RFC 9113 §3.3: the protocol ALPN chose is the one served. A client that negotiated `h2` and
+/// then speaks HTTP/1.1 is not answered as HTTP/1.1, and one that negotiated `http/1.1` and
+/// sends the HTTP/2 preface is not served as HTTP/2.
+#[tokio::test]
+async fn alpn_decides_the_protocol() {
+    use std::sync::Arc;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
+    use tokio_rustls::rustls::{ClientConfig, RootCertStore};
+
+    let (dir, files) = identity("alpn");
+    let mut roots = RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_file(&files.cert).unwrap())
+        .unwrap();
+    let (server, probe) = start_probe(config().tls(Some(files))).await;
+    let addr = server.local_addrs()[0];
+    let connect = |alpn: &'static [u8]| {
+        let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+        let mut client = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots.clone())
+            .with_no_client_auth();
+        client.alpn_protocols = vec![alpn.to_vec()];
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
+        async move {
+            let tcp = TcpStream::connect(addr).await.unwrap();
+            let name = ServerName::try_from("localhost").unwrap();
+            let stream = connector.connect(name, tcp).await.unwrap();
+            assert_eq!(stream.get_ref().1.alpn_protocol(), Some(alpn));
+            stream
+        }
+    };
+    let read_all = |mut stream: tokio_rustls::client::TlsStream<TcpStream>| async move {
+        let mut out = Vec::new();
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            stream.read_to_end(&mut out),
+        )
+        .await;
+        out
+    };
+
+    let mut h2 = connect(b"h2").await;
+    h2.write_all(b"GET /meta HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    let reply = read_all(h2).await;
+    assert!(
+        !contains(&reply, b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&reply)
+    );
+
+    let mut h1 = connect(b"http/1.1").await;
+    h1.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .await
+        .unwrap();
+    let reply = read_all(h1).await;
+    // An HTTP/2 server would answer the preface with its SETTINGS frame (type 4).
+    assert!(reply.get(3) != Some(&4), "served as HTTP/2: {reply:?}");
+    assert_eq!(
+        probe
+            .observed
+            .calls
+            .load(std::sync::atomic::Ordering::SeqCst),
+        0
+    );
+
+    // The right protocol on each is served.
+    let mut h1 = connect(b"http/1.1").await;
+    h1.write_all(b"GET /meta HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let reply = read_all(h1).await;
+    assert!(
+        contains(&reply, b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&reply)
+    );
     stop(server).await;
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -567,6 +567,60 @@ async fn protocol_violations_close_with_their_codes() {
     server.stop().await;
 }
 
+/// WS-CLOSE-8, WS-FLOW-2: a client that writes a whole oversized message before it reads
+/// (as npm's `ws` does) still gets the close frame with 1009: the server drops the rest of the
+/// message instead of closing with it unread, which would reset the connection and destroy the
+/// frame in the client's receive buffer.
+#[tokio::test]
+async fn oversized_message_close_survives_a_client_still_sending() {
+    let mut ws = WsConfig::default();
+    ws.max_message_size = 1000;
+    let server = TestServer::start(ws).await;
+    let mut tcp = TcpStream::connect(server.addr).await.unwrap();
+    tcp.write_all(
+        b"GET /echo HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        assert_eq!(
+            tcp.read(&mut byte).await.unwrap(),
+            1,
+            "the handshake ends early"
+        );
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    // A binary frame of 8 MiB, masked with a zero key, written whole before any read.
+    let size: u64 = 8 << 20;
+    let mut frame = vec![0x82, 0x80 | 127];
+    frame.extend_from_slice(&size.to_be_bytes());
+    frame.extend_from_slice(&[0, 0, 0, 0]);
+    tcp.write_all(&frame).await.unwrap();
+    let chunk = vec![0u8; 64 * 1024];
+    let mut written = 0;
+    while written < size {
+        tcp.write_all(&chunk)
+            .await
+            .expect("the server drops the rest of the message instead of resetting");
+        written += chunk.len() as u64;
+    }
+    // The close frame: opcode 8, two bytes of payload, code 1009.
+    let mut reply = Vec::new();
+    let _ = tokio::time::timeout(LIMIT, tcp.read_to_end(&mut reply)).await;
+    assert!(
+        reply.windows(4).any(|w| w == [0x88, 0x02, 0x03, 0xf1]),
+        "no close frame with 1009 in {reply:?}"
+    );
+    server.stop().await;
+}
+
 /// WS-CLOSE-4, WS-FLOW-4: when the client goes away (connection closed on HTTP/1.1, stream
 /// gone on HTTP/2), a handler that keeps sending gets `WsError::Closed`.
 #[tokio::test]

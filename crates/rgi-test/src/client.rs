@@ -766,11 +766,17 @@ where
             let status = parts.status;
             let bodiless = head
                 || status == StatusCode::NO_CONTENT
+                || status == StatusCode::RESET_CONTENT
                 || status == StatusCode::NOT_MODIFIED
                 || status.is_informational();
             if status == StatusCode::NO_CONTENT || status.is_informational() {
                 // HTTP-FRAME-7
                 parts.headers.remove(header::CONTENT_LENGTH);
+            } else if status == StatusCode::RESET_CONTENT {
+                // HTTP-FRAME-7: a 205 is empty, and says so (RFC 9110 §15.3.6).
+                parts
+                    .headers
+                    .insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
             }
             let declared = parts
                 .headers

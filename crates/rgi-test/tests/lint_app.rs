@@ -154,10 +154,14 @@ async fn head_with_body_is_flagged() {
     assert_eq!(report.violations()[0].level, Level::Should);
 }
 
-/// HTTP-FRAME-8: body data on 204 and 304, and content-length on 204.
+/// HTTP-FRAME-8: body data on 204, 205 and 304, and content-length on 204.
 #[tokio::test]
 async fn body_on_204_and_304_is_flagged() {
-    for status in [StatusCode::NO_CONTENT, StatusCode::NOT_MODIFIED] {
+    for status in [
+        StatusCode::NO_CONTENT,
+        StatusCode::RESET_CONTENT,
+        StatusCode::NOT_MODIFIED,
+    ] {
         let report = lint_get(move |_req| async move {
             let mut response = Response::new(Body::from("nope"));
             *response.status_mut() = status;

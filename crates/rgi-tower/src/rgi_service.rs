@@ -304,7 +304,7 @@ impl<B> ResponseFuture<B> {
 struct Rejected;
 
 /// Why a request head must be refused: framing fields that contradict each other
-/// (`content-length` with `transfer-encoding`, several different lengths), which an RGI server
+/// (`content-length` with `transfer-encoding`, several different lengths, `chunked` twice), which an RGI server
 /// must not pass on (`SRV-LIMIT-13`, `SRV-LIMIT-14`). (A missing `host` is the host server's to judge: requests
 /// made in-process, by a router or a test, often have none.)
 fn malformed_head(parts: &http::request::Parts) -> Option<&'static str> {
@@ -320,6 +320,17 @@ fn malformed_head(parts: &http::request::Parts) -> Option<&'static str> {
         if values.any(|other| other != first) {
             return Some("several content-length values");
         }
+    }
+    let chunked = parts
+        .headers
+        .get_all(header::TRANSFER_ENCODING)
+        .iter()
+        .flat_map(|value| value.as_bytes().split(|b| *b == b','))
+        .filter(|coding| coding.trim_ascii().eq_ignore_ascii_case(b"chunked"))
+        .count();
+    if chunked > 1 {
+        // RFC 9112 §6.1: no sender applies `chunked` twice; hyper would decode it once.
+        return Some("chunked applied more than once");
     }
     None
 }
@@ -423,6 +434,19 @@ where
                 if !switching {
                     remove_hop_by_hop(&mut response);
                 }
+                // HTTP-FRAME-7: no length on a 204 (RFC 9110 §8.6), a zero one on a 205
+                // (§15.3.6).
+                match response.status() {
+                    StatusCode::NO_CONTENT => {
+                        response.headers_mut().remove(header::CONTENT_LENGTH);
+                    }
+                    StatusCode::RESET_CONTENT => {
+                        response
+                            .headers_mut()
+                            .insert(header::CONTENT_LENGTH, http::HeaderValue::from_static("0"));
+                    }
+                    _ => {}
+                }
                 // HTTP-RESP-3: the reason phrase comes from the status code.
                 #[cfg(feature = "hyper")]
                 response
@@ -431,9 +455,14 @@ where
                 let body_expected = !this.is_head && status_allows_body(response.status());
                 // hyper frames by the content-length, or by an exact size hint, and stops
                 // polling the body once that many bytes went out.
-                let declared = declared_length(&response)
-                    .or_else(|| http_body::Body::size_hint(response.body()).exact())
-                    .filter(|_| body_expected);
+                let declared = if response.status() == StatusCode::RESET_CONTENT {
+                    // The `content-length: 0` set above is what hyper frames by.
+                    Some(0)
+                } else {
+                    declared_length(&response)
+                        .or_else(|| http_body::Body::size_hint(response.body()).exact())
+                        .filter(|_| body_expected)
+                };
                 let notifier = this.notifier.take();
                 return Poll::Ready(Ok(response.map(|body| {
                     ResponseBody::new(body, notifier, body_expected).with_declared(declared)
@@ -478,6 +507,7 @@ fn is_unaccepted_switch<B>(response: &Response<B>, is_connect: bool) -> bool {
 fn status_allows_body(status: StatusCode) -> bool {
     !(status.is_informational()
         || status == StatusCode::NO_CONTENT
+        || status == StatusCode::RESET_CONTENT
         || status == StatusCode::NOT_MODIFIED)
 }
 

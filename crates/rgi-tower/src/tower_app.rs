@@ -1,9 +1,10 @@
 //! tower → RGI: [`TowerApp`] runs any tower service as an RGI application.
 
 use std::fmt;
-use std::future::{Future, poll_fn};
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Mutex, PoisonError};
+use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
 use http::Response;
@@ -167,22 +168,19 @@ where
 
     fn call(&self, req: Request) -> impl Future<Output = Result<Response<B>, S::Error>> + Send {
         // The clone gets its own readiness: the shared service is never driven from `&self`.
-        let mut service = self.service.clone();
+        let service = self.service.clone();
         let (mut parts, body) = req.into_parts();
         mount::strip_mount_prefix(&mut parts);
         compat::insert_framework_extensions(&mut parts.extensions);
         #[cfg(feature = "hyper")]
-        let hyper_upgrade = crate::upgrade::HyperUpgradeMarker::for_request(&parts);
+        let marker = crate::upgrade::HyperUpgradeMarker::for_request(&parts);
+        #[cfg(not(feature = "hyper"))]
+        let marker = NoMarker;
         let req = Request::from_parts(parts, body);
-        async move {
-            poll_fn(|cx| service.poll_ready(cx)).await?;
-            #[allow(unused_mut)]
-            let mut response = service.call(req).await?;
-            #[cfg(feature = "hyper")]
-            if let Some(marker) = hyper_upgrade {
-                marker.mark(&mut response);
-            }
-            Ok(response)
+        TowerCall::Ready {
+            service,
+            req,
+            marker,
         }
     }
 
@@ -218,3 +216,74 @@ pub trait ServiceExt: Sized {
 }
 
 impl<S> ServiceExt for S where S: Service<Request> {}
+
+#[cfg(feature = "hyper")]
+type Marker = Option<crate::upgrade::HyperUpgradeMarker>;
+#[cfg(not(feature = "hyper"))]
+type Marker = NoMarker;
+
+/// Without the `hyper` feature there is no hyper upgrade to mark.
+#[cfg(not(feature = "hyper"))]
+#[derive(Debug)]
+pub(crate) struct NoMarker;
+
+pin_project_lite::pin_project! {
+    /// The future of [`TowerApp`]'s `call`: waits until the service is ready, then calls it.
+    ///
+    /// A state machine, not an `async` block: the block would keep its captured request (moved
+    /// into the service's future, about 300 bytes) and the service clone for the whole exchange;
+    /// here the request lives in one place at a time and the clone goes once it was called.
+    #[project = TowerCallProj]
+    #[project_replace = TowerCallOwned]
+    pub(crate) enum TowerCall<S, F> {
+        Ready { service: S, req: Request, marker: Marker },
+        Calling { #[pin] future: F, marker: Marker },
+        Done,
+    }
+}
+
+impl<S, B> Future for TowerCall<S, S::Future>
+where
+    S: Service<Request, Response = Response<B>>,
+{
+    type Output = Result<Response<B>, S::Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        loop {
+            match self.as_mut().project() {
+                TowerCallProj::Ready { service, .. } => {
+                    if let Err(error) = ready!(service.poll_ready(cx)) {
+                        self.set(TowerCall::Done);
+                        return Poll::Ready(Err(error));
+                    }
+                    if let TowerCallOwned::Ready {
+                        mut service,
+                        req,
+                        marker,
+                    } = self.as_mut().project_replace(TowerCall::Done)
+                    {
+                        let future = service.call(req);
+                        self.set(TowerCall::Calling { future, marker });
+                    }
+                }
+                TowerCallProj::Calling { future, .. } => {
+                    let result = ready!(future.poll(cx));
+                    #[cfg_attr(not(feature = "hyper"), allow(unused_variables))]
+                    let owned = self.as_mut().project_replace(TowerCall::Done);
+                    #[allow(unused_mut)]
+                    let mut response = result?;
+                    #[cfg(feature = "hyper")]
+                    if let TowerCallOwned::Calling {
+                        marker: Some(marker),
+                        ..
+                    } = owned
+                    {
+                        marker.mark(&mut response);
+                    }
+                    return Poll::Ready(Ok(response));
+                }
+                TowerCallProj::Done => panic!("TowerApp's call future polled after completion"),
+            }
+        }
+    }
+}

@@ -210,6 +210,22 @@ async fn app_answers_through_axum_serve() {
     );
 }
 
+/// SRV-LIMIT-13: a request whose `transfer-encoding` applies `chunked` twice is refused with
+/// `400` without calling the application (hyper would decode it once and pass the rest on).
+#[tokio::test]
+async fn chunked_twice_is_refused() {
+    let mut service = RgiService::new(TestApp::default());
+    for codings in [&["chunked, chunked"][..], &["chunked", "chunked"]] {
+        let mut request = Request::builder().method(Method::POST).uri("/");
+        for coding in codings {
+            request = request.header(http::header::TRANSFER_ENCODING, *coding);
+        }
+        let request = request.body(http_body_util::Empty::<Bytes>::new()).unwrap();
+        let response = within(service.call(request)).await.unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{codings:?}");
+    }
+}
+
 /// HTTP-CONN-1, HTTP-CONN-3: the app gets a `ConnectionInfo`; with the feature `axum` its peer
 /// is the client's socket address from axum's `ConnectInfo`, and the scheme is `http`.
 #[tokio::test]

@@ -280,6 +280,21 @@ async fn readiness_is_honoured() {
     assert_eq!(collect(response.into_body()).await.0, "open");
 }
 
+/// The call future keeps the request once: a server keeps a slot of this future's size for
+/// every connection and moves it for every request.
+#[test]
+fn call_future_holds_the_request_once() {
+    let app = Gate::new().into_rgi();
+    let (req, _n) = rgi_request("GET", "/", "");
+    let future = app.call(req);
+    let request = std::mem::size_of::<rgi::Request>();
+    let size = std::mem::size_of_val(&future);
+    assert!(
+        size < request + std::mem::size_of::<Gate>() + 96,
+        "call future {size} B for a {request} B request"
+    );
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("backend unavailable")]
 struct Unavailable;

@@ -51,8 +51,6 @@ pub struct Body {
     received: u64,
     /// Whether the declared length has been checked against the limit.
     checked: bool,
-    /// The size hint taken when the body was built (the boxed body is behind a `SyncWrapper`).
-    hint: SizeHint,
     /// Whether the trailers frame was yielded: only the end may follow (`HTTP-TRAIL-1`).
     after_trailers: bool,
     done: bool,
@@ -61,7 +59,8 @@ pub struct Body {
 enum Kind {
     Empty,
     Full(Option<Bytes>),
-    Boxed(SyncWrapper<DynBody>),
+    /// The body, and the size hint taken when it was built (it is behind a `SyncWrapper`).
+    Boxed(SyncWrapper<DynBody>, SizeHint),
 }
 
 impl Body {
@@ -72,7 +71,6 @@ impl Body {
             limit: None,
             received: 0,
             checked: false,
-            hint: SizeHint::with_exact(0),
             after_trailers: false,
             done: true,
         }
@@ -99,11 +97,10 @@ impl Body {
         let hint = body.size_hint();
         let done = body.is_end_stream();
         Self {
-            kind: Kind::Boxed(SyncWrapper::new(Box::pin(MapError { inner: body }))),
+            kind: Kind::Boxed(SyncWrapper::new(Box::pin(MapError { inner: body })), hint),
             limit: None,
             received: 0,
             checked: false,
-            hint,
             after_trailers: false,
             done,
         }
@@ -213,7 +210,7 @@ impl Body {
         let polled = match &mut this.kind {
             Kind::Empty => Poll::Ready(None),
             Kind::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
-            Kind::Boxed(inner) => inner.get_mut().as_mut().poll_frame(cx),
+            Kind::Boxed(inner, _) => inner.get_mut().as_mut().poll_frame(cx),
         };
         match polled {
             Poll::Ready(Some(Ok(_))) if this.after_trailers => {
@@ -260,7 +257,7 @@ impl Body {
         match &self.kind {
             Kind::Empty => 0,
             Kind::Full(bytes) => bytes.as_ref().map_or(0, |b| b.len() as u64),
-            Kind::Boxed(_) => self.hint.lower().saturating_sub(self.received),
+            Kind::Boxed(_, hint) => hint.lower().saturating_sub(self.received),
         }
     }
 }
@@ -276,7 +273,7 @@ impl fmt::Debug for Body {
         let kind = match &self.kind {
             Kind::Empty => "empty",
             Kind::Full(_) => "full",
-            Kind::Boxed(_) => "streaming",
+            Kind::Boxed(..) => "streaming",
         };
         f.debug_struct("Body")
             .field("kind", &kind)
@@ -301,7 +298,7 @@ impl http_body::Body for Body {
         match &self.kind {
             Kind::Empty => true,
             Kind::Full(bytes) => bytes.is_none(),
-            Kind::Boxed(_) => self.done,
+            Kind::Boxed(..) => self.done,
         }
     }
 
@@ -309,10 +306,10 @@ impl http_body::Body for Body {
         match &self.kind {
             Kind::Empty => SizeHint::with_exact(0),
             Kind::Full(bytes) => SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
-            Kind::Boxed(_) => {
+            Kind::Boxed(_, built) => {
                 let mut hint = SizeHint::new();
-                hint.set_lower(self.hint.lower().saturating_sub(self.received));
-                if let Some(upper) = self.hint.upper() {
+                hint.set_lower(built.lower().saturating_sub(self.received));
+                if let Some(upper) = built.upper() {
                     hint.set_upper(upper.saturating_sub(self.received));
                 }
                 hint
@@ -326,13 +323,11 @@ impl From<Bytes> for Body {
         if bytes.is_empty() {
             return Self::empty();
         }
-        let len = bytes.len() as u64;
         Self {
             kind: Kind::Full(Some(bytes)),
             limit: None,
             received: 0,
             checked: false,
-            hint: SizeHint::with_exact(len),
             after_trailers: false,
             done: false,
         }

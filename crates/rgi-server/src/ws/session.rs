@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use futures_sink::Sink;
 use rgi::ws::{CloseCode, CloseFrame, Message, WebSocket, WebSocketHandler, WsError};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::task::{JoinError, JoinHandle};
 use tokio::time::Sleep;
 use tokio_tungstenite::WebSocketStream;
@@ -112,6 +112,26 @@ where
         .release(config.close_timeout.min(SHUTDOWN_GRACE))
         .await;
     // `app` aborts the handler if it is still running (after a shutdown).
+}
+
+/// How long the server reads and drops a misbehaving peer's input after its close frame
+/// (`WS-CLOSE-8`).
+const LINGER_TIME: Duration = Duration::from_secs(2);
+
+/// How many bytes of a misbehaving peer's input the server reads and drops after its close
+/// frame (`WS-CLOSE-8`).
+const LINGER_BYTES: usize = 64 * 1024 * 1024;
+
+/// Reads and drops input until the peer closes, an error, or [`LINGER_BYTES`].
+async fn discard_input<Io: AsyncRead + Unpin>(io: &mut Io) {
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut total = 0;
+    while total < LINGER_BYTES {
+        match io.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => total += n,
+        }
+    }
 }
 
 /// How long a session may take to end once the server's shutdown deadline has passed.
@@ -469,7 +489,16 @@ where
         let stream = self.shared.take_stream();
         if let Some(mut stream) = stream.filter(|_| self.clean) {
             // Best effort: the peer may already be gone.
-            let _ = tokio::time::timeout(timeout, stream.get_mut().shutdown()).await;
+            let io = stream.get_mut();
+            let _ = tokio::time::timeout(timeout, io.shutdown()).await;
+            if self.failed {
+                // WS-CLOSE-8: the peer broke the protocol and may still be sending (the rest
+                // of an oversized message). Closing with its bytes unread would make the
+                // kernel answer with a reset, which can destroy the close frame (and its
+                // code) before the peer reads it: its input is read and dropped first, until
+                // it closes, for a bounded time and amount.
+                let _ = tokio::time::timeout(timeout.min(LINGER_TIME), discard_input(io)).await;
+            }
         }
     }
 }

@@ -83,6 +83,23 @@ impl http_body::Body for Frames {
     }
 }
 
+/// A body that never ends: 64 KiB of zeros at every poll.
+pub struct Endless;
+
+static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
+
+impl http_body::Body for Endless {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(&ZEROS)))))
+    }
+}
+
 fn text(status: StatusCode, body: String) -> Response<Body> {
     let mut response = Response::new(Body::from(body));
     *response.status_mut() = status;
@@ -181,6 +198,19 @@ impl App for Probe {
                 Ok(text(StatusCode::OK, out))
             }
             "/no-read" => Ok(text(StatusCode::OK, "did not read\n".into())),
+            "/endless" => Ok(Response::new(Body::new(Endless))),
+            "/stall-collect" => {
+                // Reads one frame, stops polling for 3 s, then reads the rest.
+                let mut body = req.into_body();
+                let first = body
+                    .frame()
+                    .await
+                    .transpose()?
+                    .map_or(0, |frame| frame.data_ref().map_or(0, |data| data.len()));
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                let rest = body.collect().await?.to_bytes().len();
+                Ok(text(StatusCode::OK, format!("bytes: {}\n", first + rest)))
+            }
             "/panic" => panic!("the probe panics on purpose"),
             "/error" => Err("secret internal detail".into()),
             "/fail-after-head" => Ok(Response::new(Body::new(Failing {

@@ -50,7 +50,7 @@ pub enum LintMode {
 /// | `HTTP-RESP-5` | `connection`, `keep-alive`, `transfer-encoding`, `te`, `upgrade`, `proxy-connection` in the response |
 /// | `HTTP-RESP-12` | `content-length` not a single number; not equal to an exact size hint (before the head); more or fewer body bytes than declared (HEAD and `304` excepted) |
 /// | `HTTP-FRAME-6` | body data (or a non-zero size hint) in a `HEAD` response (SHOULD) |
-/// | `HTTP-FRAME-8` | body data in a `204` or `304`; `content-length` on a `204` (SHOULD) |
+/// | `HTTP-FRAME-8` | body data in a `204`, `205` or `304`; `content-length` on a `204` (SHOULD) |
 /// | `HTTP-TRAIL-1` | a frame after the trailers, a second trailers frame |
 /// | `HTTP-TRAIL-6` | trailers on a response with `content-length` (SHOULD) |
 /// | `HTTP-TRAIL-7` | forbidden fields in the response trailers |

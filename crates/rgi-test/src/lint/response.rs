@@ -197,7 +197,7 @@ pub(crate) fn check_head<B: http_body::Body>(
     };
     let head = facts.method == http::Method::HEAD;
     let no_content = status == StatusCode::NO_CONTENT;
-    let not_modified = status == StatusCode::NOT_MODIFIED;
+    let empty_by_status = matches!(status, StatusCode::NOT_MODIFIED | StatusCode::RESET_CONTENT);
     if no_content && declared.is_some() {
         app(
             "HTTP-FRAME-8",
@@ -205,7 +205,7 @@ pub(crate) fn check_head<B: http_body::Body>(
             "a 204 response sets content-length".to_owned(),
         );
     }
-    let no_data = if no_content || not_modified {
+    let no_data = if no_content || empty_by_status {
         Some(("HTTP-FRAME-8", Level::Must))
     } else if head {
         Some(("HTTP-FRAME-6", Level::Should))
@@ -226,7 +226,7 @@ pub(crate) fn check_head<B: http_body::Body>(
             );
         }
     }
-    let length_applies = !head && !not_modified && no_data.is_none() && !marked;
+    let length_applies = !head && !empty_by_status && no_data.is_none() && !marked;
     if let (true, Some(declared), Some(exact)) = (length_applies, declared, hint.exact()) {
         if exact != declared {
             app(
