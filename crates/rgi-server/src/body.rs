@@ -174,7 +174,9 @@ pin_project_lite::pin_project! {
     pub(crate) struct ResponseBody<B> {
         #[pin]
         inner: Option<B>,
-        server_made: Option<Bytes>,
+        // Boxed: server-made bodies (error pages) are rare, and the body lives in hyper's
+        // state for the whole response (and in a slot of its size for each connection).
+        server_made: Option<Box<Bytes>>,
         no_body: bool,
         declared: Option<u64>,
         sent: u64,
@@ -255,7 +257,7 @@ impl<B> ResponseBody<B> {
         Self {
             inner: None,
             declared: Some(if no_body { 0 } else { bytes.len() as u64 }),
-            server_made: (!no_body && !bytes.is_empty()).then_some(bytes),
+            server_made: (!no_body && !bytes.is_empty()).then(|| Box::new(bytes)),
             no_body,
             sent: 0,
             held_trailers: None,
@@ -293,6 +295,7 @@ where
         let Some(inner) = this.inner.as_mut().as_pin_mut() else {
             *this.done = true;
             return Poll::Ready(this.server_made.take().map(|bytes| {
+                let bytes = *bytes;
                 *this.sent += bytes.len() as u64;
                 Ok(Frame::data(bytes))
             }));
