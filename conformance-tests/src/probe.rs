@@ -12,7 +12,7 @@
 //!
 //! | Route | What it does |
 //! |---|---|
-//! | `/meta` | reports method, target, version, query, headers (in order), connection info, mount prefix, app path |
+//! | `/meta` | reports method, target, version, query, headers (in order), connection info, the `Disconnect` signal and its outcome when called, mount prefix, app path |
 //! | `/echo` | streams the request body back; request trailers come back as response trailers |
 //! | `/body-report` | reads the whole body and reports its length, trailers or error |
 //! | `/stream?chunks=N&size=M` | streams `N` chunks of `M` bytes |
@@ -194,15 +194,29 @@ fn meta(req: &Request) -> String {
             let _ = writeln!(out, "connection-info: missing");
         }
     }
+    let disconnect = req.extensions().get::<Disconnect>();
     let _ = writeln!(
         out,
         "disconnect: {}",
-        if req.extensions().get::<Disconnect>().is_some() {
+        if disconnect.is_some() {
             "present"
         } else {
             "missing"
         }
     );
+    if let Some(signal) = disconnect {
+        let _ = writeln!(
+            out,
+            "disconnect-outcome: {}",
+            match signal.outcome() {
+                None => "active",
+                Some(rgi::Outcome::Completed) => "completed",
+                Some(rgi::Outcome::ClientGone) => "client-gone",
+                Some(rgi::Outcome::Aborted) => "aborted",
+                Some(_) => "other",
+            }
+        );
+    }
     match req.extensions().get::<MountPrefix>() {
         Some(prefix) => {
             let _ = writeln!(out, "mount: {prefix}");

@@ -167,6 +167,12 @@ pub(super) fn cases() -> Vec<ServerCase> {
             disconnect_completed
         ),
         server_case!(
+            "http1: every request of a keep-alive connection gets its own unsettled Disconnect",
+            ["HTTP-DISC-1", "HTTP-DISC-3"],
+            None,
+            disconnect_per_request
+        ),
+        server_case!(
             "http1: departed client reported as gone",
             ["HTTP-DISC-4", "CORE-CANCEL-2"],
             None,
@@ -906,6 +912,43 @@ async fn disconnect_completed(target: Target) -> Result<(), String> {
         response.is_complete() && response.body.len() == 3 * 16 * 1024,
         "watch body incomplete"
     );
+    wait_for_outcome(&target, &id, "completed", &["active"]).await
+}
+
+/// A server may reuse one exchange's signal for the next (rgi-server does, when the
+/// application kept no handle to it): each request must still see a fresh, unsettled signal,
+/// and a signal the application kept must keep its outcome.
+async fn disconnect_per_request(target: Target) -> Result<(), String> {
+    let id = unique("kept");
+    let mut conn = WireConn::connect(target.addr)
+        .await
+        .map_err(|e| e.to_string())?;
+    let paths = [
+        "/meta".to_owned(),
+        format!("/watch?id={id}&chunks=1"),
+        "/meta".to_owned(),
+        "/meta".to_owned(),
+        "/meta".to_owned(),
+    ];
+    for (index, path) in paths.iter().enumerate() {
+        conn.send(&request("GET", path, "HTTP/1.1", &[], None))
+            .await
+            .map_err(|e| e.to_string())?;
+        let response = conn.read_response("GET").await.map_err(|e| e.to_string())?;
+        expect_status(&response, 200)?;
+        check!(
+            response.is_complete(),
+            "request {index} ({path}): body incomplete"
+        );
+        if path == "/meta" {
+            check!(
+                response.field("disconnect-outcome").as_deref() == Some("active"),
+                "request {index} on the connection saw its Disconnect as {:?} when called",
+                response.field("disconnect-outcome")
+            );
+        }
+    }
+    // The kept signal settled as completed, and later exchanges did not change it.
     wait_for_outcome(&target, &id, "completed", &["active"]).await
 }
 

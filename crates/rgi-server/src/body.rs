@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
-use rgi::{BodyError, BoxError, DisconnectNotifier};
+use rgi::{BodyError, BoxError, DisconnectNotifier, Outcome};
 
 use crate::stall::StallTimer;
 
@@ -209,10 +209,20 @@ pin_project_lite::pin_project! {
                 "client-gone"
             };
             if let Some(notifier) = this.notifier.take() {
-                match outcome {
-                    "aborted" => notifier.aborted(),
-                    "completed" => notifier.completed(),
-                    _ => notifier.client_gone(),
+                let settled = match outcome {
+                    "aborted" => Outcome::Aborted,
+                    "completed" => Outcome::Completed,
+                    _ => Outcome::ClientGone,
+                };
+                match this.log.as_ref() {
+                    // The connection keeps the signal for its next request (no allocation
+                    // when the application kept no handle to this one).
+                    Some(log) => log.disconnects().settle(notifier, settled),
+                    None => match settled {
+                        Outcome::Aborted => notifier.aborted(),
+                        Outcome::Completed => notifier.completed(),
+                        _ => notifier.client_gone(),
+                    },
                 }
             }
             if let Some(log) = this.log.take() {

@@ -20,7 +20,7 @@ use http::{Method, Response, StatusCode, Version};
 use http_body::Body as _;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use rgi::{App, Body, BodyError, BoxError, ConnectionInfo, Disconnect, DisconnectNotifier};
+use rgi::{App, Body, BodyError, BoxError, ConnectionInfo, DisconnectNotifier};
 
 use crate::body::{RequestBody, ResponseBody};
 use crate::config::TrustedProxies;
@@ -57,6 +57,9 @@ pub(crate) struct Activity {
     pub(crate) saw_bytes: std::sync::atomic::AtomicBool,
     in_flight: AtomicUsize,
     last_millis: AtomicU64,
+    /// The connection's spare `Disconnect` signal: each request's signal is made from it when
+    /// the application kept no handle to the previous one (no allocation per request).
+    pub(crate) disconnects: rgi::DisconnectPool,
 }
 
 impl Activity {
@@ -67,6 +70,7 @@ impl Activity {
             saw_bytes: std::sync::atomic::AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
             last_millis: AtomicU64::new(0),
+            disconnects: rgi::DisconnectPool::new(),
         })
     }
 
@@ -190,6 +194,11 @@ impl ExchangeLog {
     /// Whether the server is cutting exchanges short (the graceful deadline passed).
     pub(crate) fn is_forced(&self) -> bool {
         self._active.0.is_forced()
+    }
+
+    /// The connection's spare `Disconnect` signal, where the exchange's goes when it settles.
+    pub(crate) fn disconnects(&self) -> &rgi::DisconnectPool {
+        &self._active.0.disconnects
     }
 
     /// Writes the access log line.
@@ -998,7 +1007,7 @@ pub(crate) fn serve_request<A: App>(
         connection: info.id(),
         _active: active,
     };
-    let (disconnect, notifier) = Disconnect::pair();
+    let (disconnect, notifier) = conn.activity.disconnects.pair();
 
     // Limits and the mount prefix: answered by the server, never reaching the app.
     let target_length = parts.uri.path_and_query().map_or(0, |pq| pq.as_str().len())

@@ -190,6 +190,88 @@ impl DisconnectNotifier {
     }
 }
 
+/// One settled [`Disconnect`] signal kept for the next exchange, so that making a signal
+/// need not allocate.
+///
+/// A server keeps one per connection: each exchange's notifier goes back with
+/// [`DisconnectPool::settle`], and the next [`DisconnectPool::pair`] resets and reuses its
+/// allocation — but only when nothing else holds the signal any more (the application kept
+/// no [`Disconnect`] or [`Finished`] of it). A signal an application still holds is never
+/// reused: it keeps its outcome (`HTTP-DISC-3`).
+///
+/// ```
+/// use rgi::{DisconnectPool, Outcome};
+///
+/// let pool = DisconnectPool::new();
+/// let (signal, notifier) = pool.pair();
+/// pool.settle(notifier, Outcome::Completed);
+/// assert_eq!(signal.outcome(), Some(Outcome::Completed));
+///
+/// // The next exchange gets a fresh, unsettled signal; the old one keeps its outcome.
+/// let (next, _notifier) = pool.pair();
+/// assert_eq!(next.outcome(), None);
+/// assert_eq!(signal.outcome(), Some(Outcome::Completed));
+/// ```
+#[derive(Default)]
+pub struct DisconnectPool {
+    spare: Mutex<Option<DisconnectNotifier>>,
+}
+
+impl DisconnectPool {
+    /// An empty pool.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A fresh, unsettled signal and its notifier, made from the spare signal when nothing
+    /// else holds it (else newly allocated, like [`Disconnect::pair`]).
+    pub fn pair(&self) -> (Disconnect, DisconnectNotifier) {
+        // `try_lock`: never wait; a busy pool (HTTP/2 streams ending at once) allocates.
+        let spare = self
+            .spare
+            .try_lock()
+            .ok()
+            .and_then(|mut spare| spare.take());
+        if let Some(mut notifier) = spare {
+            // Unique: no `Disconnect` or `Finished` of the old exchange is left, so nobody
+            // can see the reset.
+            if let Some(shared) = Arc::get_mut(&mut notifier.shared) {
+                *shared.state.get_mut() = ACTIVE;
+                *shared.waiting.get_mut() = false;
+                shared
+                    .wakers
+                    .get_mut()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .clear();
+                let signal = Disconnect {
+                    shared: notifier.shared.clone(),
+                };
+                return (signal, notifier);
+            }
+        }
+        Disconnect::pair()
+    }
+
+    /// Settles `notifier` with `outcome` (as [`DisconnectNotifier::completed`] and its
+    /// siblings do) and keeps it for the next [`DisconnectPool::pair`].
+    pub fn settle(&self, notifier: DisconnectNotifier, outcome: Outcome) {
+        notifier.shared.settle(match outcome {
+            Outcome::Completed => COMPLETED,
+            Outcome::ClientGone => CLIENT_GONE,
+            Outcome::Aborted => ABORTED,
+        });
+        if let Ok(mut spare) = self.spare.try_lock() {
+            *spare = Some(notifier);
+        }
+    }
+}
+
+impl fmt::Debug for DisconnectPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DisconnectPool").finish_non_exhaustive()
+    }
+}
+
 impl Drop for DisconnectNotifier {
     fn drop(&mut self) {
         self.shared.settle(CLIENT_GONE);
@@ -201,5 +283,77 @@ impl fmt::Debug for DisconnectNotifier {
         f.debug_struct("DisconnectNotifier")
             .field("outcome", &self.shared.outcome())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn same(a: &Disconnect, b: &Disconnect) -> bool {
+        Arc::ptr_eq(&a.shared, &b.shared)
+    }
+
+    #[test]
+    fn pool_reuses_a_signal_nobody_holds() {
+        let pool = DisconnectPool::new();
+        let (first, notifier) = pool.pair();
+        let first_ptr = Arc::as_ptr(&first.shared);
+        drop(first);
+        pool.settle(notifier, Outcome::Completed);
+
+        let (second, notifier) = pool.pair();
+        assert_eq!(Arc::as_ptr(&second.shared), first_ptr, "not reused");
+        // Reset: unsettled, and it settles again (HTTP-DISC-3 holds per exchange).
+        assert_eq!(second.outcome(), None);
+        notifier.client_gone();
+        assert_eq!(second.outcome(), Some(Outcome::ClientGone));
+    }
+
+    #[test]
+    fn pool_never_reuses_a_signal_the_application_holds() {
+        let pool = DisconnectPool::new();
+        let (kept, notifier) = pool.pair();
+        pool.settle(notifier, Outcome::Completed);
+        let (next, notifier) = pool.pair();
+        assert!(!same(&kept, &next));
+        pool.settle(notifier, Outcome::Aborted);
+        // The kept signal keeps its outcome whatever happens to later exchanges.
+        assert_eq!(kept.outcome(), Some(Outcome::Completed));
+        assert_eq!(next.outcome(), Some(Outcome::Aborted));
+
+        // A `Finished` future holds the signal too.
+        let (signal, notifier) = pool.pair();
+        let finished = signal.finished();
+        drop(signal);
+        pool.settle(notifier, Outcome::ClientGone);
+        let (after, _notifier) = pool.pair();
+        assert_eq!(after.outcome(), None);
+        let waker = Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        let mut finished = std::pin::pin!(finished);
+        assert_eq!(
+            finished.as_mut().poll(&mut cx),
+            Poll::Ready(Outcome::ClientGone)
+        );
+    }
+
+    #[test]
+    fn pool_resets_waiters() {
+        let pool = DisconnectPool::new();
+        let (signal, notifier) = pool.pair();
+        {
+            let waker = Waker::noop();
+            let mut cx = Context::from_waker(waker);
+            let mut finished = std::pin::pin!(signal.finished());
+            assert!(finished.as_mut().poll(&mut cx).is_pending());
+        }
+        drop(signal);
+        pool.settle(notifier, Outcome::Completed);
+        let (reused, notifier) = pool.pair();
+        assert!(!reused.shared.waiting.load(Ordering::SeqCst));
+        assert!(reused.shared.wakers.lock().unwrap().is_empty());
+        notifier.completed();
+        assert_eq!(reused.outcome(), Some(Outcome::Completed));
     }
 }

@@ -136,7 +136,7 @@ pub use app::{App, Lifespan, StartupError};
 pub use body::{Body, BodyError, Collected};
 pub use boxed::BoxApp;
 pub use connection::{ConnectionInfo, Scheme, SocketAddress, TlsInfo, TlsVersion};
-pub use disconnect::{Disconnect, DisconnectNotifier, Finished, Outcome};
+pub use disconnect::{Disconnect, DisconnectNotifier, DisconnectPool, Finished, Outcome};
 pub use path::MountPrefix;
 pub use server_info::{Capabilities, Capability, ServerInfo};
 pub use version::{SPEC_VERSION, SpecVersion};
