@@ -374,14 +374,17 @@ fn measure(
     Ok(m)
 }
 
-/// Allocations per request for plaintext and echo, with the counting-allocator build.
+/// Allocations per request for plaintext and echo, with the counting-allocator build, in the
+/// steady state: two load runs of different length over the same number of connections, and
+/// the difference of their counts over the difference of their requests, so that what each
+/// connection costs to set up (the same in both runs) cancels out.
 fn allocations(
     options: &Options,
     spec: &ServerSpec,
     addr: SocketAddr,
 ) -> Result<Vec<Measurement>, String> {
     let server = Running::start(spec, addr, true, &options.log_dir)?;
-    let seconds = options.seconds.min(3);
+    let seconds = options.seconds.clamp(2, 3);
     let mut found = Vec::new();
     for scenario in [Scenario::Plaintext, Scenario::Echo] {
         if !spec.scenarios.contains(&scenario) {
@@ -390,19 +393,38 @@ fn allocations(
         let wrk = scenario.wrk(&options.repo);
         wrk.run(addr, options.warmup).map_err(|e| e.to_string())?;
         let (allocs0, bytes0) = server.allocations()?;
-        let result = wrk.run(addr, seconds).map_err(|e| e.to_string())?;
+        let short = wrk.run(addr, 1).map_err(|e| e.to_string())?;
         let (allocs1, bytes1) = server.allocations()?;
-        let requests = result.requests.max(1) as f64;
+        let long = wrk.run(addr, seconds).map_err(|e| e.to_string())?;
+        let (allocs2, bytes2) = server.allocations()?;
+        let (short_allocs, short_bytes) = (
+            allocs1.saturating_sub(allocs0),
+            bytes1.saturating_sub(bytes0),
+        );
+        let (long_allocs, long_bytes) = (
+            allocs2.saturating_sub(allocs1),
+            bytes2.saturating_sub(bytes1),
+        );
         let mut m = Measurement::new(&format!("allocs-{}", scenario.name()), spec.name, 1, 0);
-        m.set("requests", result.requests as f64);
-        m.set(
-            "allocs_per_request",
-            allocs1.saturating_sub(allocs0) as f64 / requests,
-        );
-        m.set(
-            "bytes_per_request",
-            bytes1.saturating_sub(bytes0) as f64 / requests,
-        );
+        m.set("requests", (short.requests + long.requests) as f64);
+        let extra = long.requests.saturating_sub(short.requests);
+        let (allocs, bytes, requests) = if extra * 2 >= long.requests {
+            (
+                long_allocs.saturating_sub(short_allocs),
+                long_bytes.saturating_sub(short_bytes),
+                extra,
+            )
+        } else {
+            // The runs were too alike to tell connection setup apart: both together.
+            (
+                short_allocs + long_allocs,
+                short_bytes + long_bytes,
+                short.requests + long.requests,
+            )
+        };
+        let requests = requests.max(1) as f64;
+        m.set("allocs_per_request", allocs as f64 / requests);
+        m.set("bytes_per_request", bytes as f64 / requests);
         m.clean = true;
         found.push(m);
     }

@@ -354,7 +354,7 @@ fn tables() -> Vec<Table> {
         Table {
             scenario: "allocs-plaintext",
             title: "Heap allocations per plaintext request (counting-allocator builds)",
-            note: "",
+            note: "Steady state: two wrk runs (1 s and 2–3 s) over 64 connections each; the difference of their counts over the difference of their requests, so that connection setup cancels out.",
             baseline: "hyper",
             columns: vec![
                 col("allocs_per_request", "allocs/req", true),
@@ -364,7 +364,7 @@ fn tables() -> Vec<Table> {
         Table {
             scenario: "allocs-echo",
             title: "Heap allocations per 1 KiB echo request (counting-allocator builds)",
-            note: "",
+            note: "Steady state: two wrk runs (1 s and 2–3 s) over 64 connections each; the difference of their counts over the difference of their requests, so that connection setup cancels out.",
             baseline: "hyper",
             columns: vec![
                 col("allocs_per_request", "allocs/req", true),
