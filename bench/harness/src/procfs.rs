@@ -16,14 +16,13 @@ pub fn process_cpu_seconds(pid: u32) -> f64 {
     let mut nanos: u128 = 0;
     for task in tasks.flatten() {
         let path = task.path().join("schedstat");
-        if let Ok(text) = fs::read_to_string(path) {
-            if let Some(run) = text
+        if let Ok(text) = fs::read_to_string(path)
+            && let Some(run) = text
                 .split_whitespace()
                 .next()
                 .and_then(|v| v.parse::<u128>().ok())
-            {
-                nanos += run;
-            }
+        {
+            nanos += run;
         }
     }
     nanos as f64 / 1e9

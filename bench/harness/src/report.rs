@@ -235,10 +235,10 @@ impl Environment {
         for line in lock.lines() {
             if let Some(n) = line.strip_prefix("name = ") {
                 name = Some(n.trim_matches('"').to_owned());
-            } else if let (Some(v), Some(n)) = (line.strip_prefix("version = "), name.take()) {
-                if wanted.contains(&n.as_str()) {
-                    crates.push((n, v.trim_matches('"').to_owned()));
-                }
+            } else if let (Some(v), Some(n)) = (line.strip_prefix("version = "), name.take())
+                && wanted.contains(&n.as_str())
+            {
+                crates.push((n, v.trim_matches('"').to_owned()));
             }
         }
         Self {
@@ -382,10 +382,8 @@ fn cell(stat: Option<Stat>, baseline: Option<Stat>, ratio: bool) -> String {
     if stat.samples > 1 {
         let _ = write!(text, " ({}–{})", number(stat.min), number(stat.max));
     }
-    if ratio {
-        if let Some(base) = baseline.filter(|b| b.median.abs() > 1e-12) {
-            let _ = write!(text, " **{:.2}×**", stat.median / base.median);
-        }
+    if ratio && let Some(base) = baseline.filter(|b| b.median.abs() > 1e-12) {
+        let _ = write!(text, " **{:.2}×**", stat.median / base.median);
     }
     if stat.flagged {
         text.push_str(" ⚠");

@@ -98,6 +98,9 @@ impl Scenario {
     }
 }
 
+/// A counting-allocator build of a server: program, arguments, environment.
+pub type Counted = (PathBuf, Vec<String>, Vec<(String, String)>);
+
 /// A server under test.
 #[derive(Debug, Clone)]
 pub struct ServerSpec {
@@ -111,8 +114,8 @@ pub struct ServerSpec {
     pub program: PathBuf,
     /// Its arguments; `{addr}` is replaced by the listening address.
     pub args: Vec<String>,
-    /// The counting-allocator build: program, arguments, environment.
-    pub counted: Option<(PathBuf, Vec<String>, Vec<(String, String)>)>,
+    /// The counting-allocator build.
+    pub counted: Option<Counted>,
     /// The scenarios it takes part in.
     pub scenarios: Vec<Scenario>,
 }
