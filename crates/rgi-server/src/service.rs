@@ -132,31 +132,61 @@ pub(crate) struct ConnContext<A> {
 }
 
 /// The request target as logs show it: the path and query, or the authority of an
-/// authority-form target (`CONNECT`). Holding it costs a reference count, not a copy, and it
-/// is a third of the size of the whole `Uri`: it lives in every request's state.
-#[derive(Debug)]
+/// authority-form target (`CONNECT`) — a copy. A clone of the request's `Uri` parts would be a
+/// slice of hyper's read buffer, and while any slice of it is alive, hyper allocates a new
+/// 8 KiB buffer when it reads on (the exchange's state lives until the response is done).
+/// Targets of up to [`LogTarget::INLINE`] bytes are kept inline, longer ones boxed: a third of
+/// the size of the whole `Uri`, in every request's state.
 pub(crate) enum LogTarget {
-    Path(http::uri::PathAndQuery),
-    Authority(http::uri::Authority),
-    Empty,
+    Inline {
+        len: u8,
+        bytes: [u8; LogTarget::INLINE],
+    },
+    Boxed(Box<str>),
 }
 
 impl LogTarget {
+    /// The longest target kept without an allocation.
+    pub(crate) const INLINE: usize = 38;
+
     fn of(uri: &http::Uri) -> Self {
-        match (uri.path_and_query(), uri.authority()) {
-            (Some(pq), _) => Self::Path(pq.clone()),
-            (None, Some(authority)) => Self::Authority(authority.clone()),
-            (None, None) => Self::Empty,
+        let shown = match (uri.path_and_query(), uri.authority()) {
+            (Some(pq), _) => pq.as_str(),
+            (None, Some(authority)) => authority.as_str(),
+            (None, None) => "",
+        };
+        match u8::try_from(shown.len()) {
+            Ok(len) if shown.len() <= Self::INLINE => {
+                let mut bytes = [0; Self::INLINE];
+                bytes[..shown.len()].copy_from_slice(shown.as_bytes());
+                Self::Inline { len, bytes }
+            }
+            _ => Self::Boxed(shown.into()),
         }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            // A copy of a `str` cut at its end: always valid UTF-8.
+            Self::Inline { len, bytes } => {
+                std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default()
+            }
+            Self::Boxed(text) => text,
+        }
+    }
+}
+
+impl std::fmt::Debug for LogTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
     }
 }
 
 impl std::fmt::Display for LogTarget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Path(pq) => f.write_str(pq.as_str()),
-            Self::Authority(authority) => f.write_str(authority.as_str()),
-            Self::Empty => f.write_str("-"),
+        match self.as_str() {
+            "" => f.write_str("-"),
+            shown => f.write_str(shown),
         }
     }
 }
@@ -1196,10 +1226,27 @@ mod tests {
             ("*", "*"),
             ("example.com:443", "example.com:443"),
             ("http://example.com/x?y", "/x?y"),
+            // Longer than what is kept inline: boxed, shown whole.
+            (
+                "/a/very/long/path/that/does/not/fit/inline?with=a&query=too",
+                "/a/very/long/path/that/does/not/fit/inline?with=a&query=too",
+            ),
+            (
+                "/exactly-thirty-eight-bytes-long-path!",
+                "/exactly-thirty-eight-bytes-long-path!",
+            ),
         ] {
             let uri: http::Uri = target.parse().unwrap();
-            assert_eq!(LogTarget::of(&uri).to_string(), shown, "{target}");
+            let logged = LogTarget::of(&uri);
+            assert_eq!(logged.to_string(), shown, "{target}");
+            assert_eq!(
+                matches!(logged, LogTarget::Inline { .. }),
+                shown.len() <= LogTarget::INLINE,
+                "{target}"
+            );
         }
+        // No larger than the `PathAndQuery` it replaces.
+        assert!(std::mem::size_of::<LogTarget>() <= 40);
     }
 
     /// CORE-ERR-6: header values with CR, LF or NUL are found wherever they are.
