@@ -202,27 +202,18 @@ pin_project_lite::pin_project! {
                     || this.declared.is_some_and(|declared| declared == *this.sent));
             let forced = this.log.as_ref().is_some_and(|log| log.is_forced());
             let outcome = if *this.aborted || (!complete && forced) {
-                "aborted"
+                Outcome::Aborted
             } else if complete {
-                "completed"
+                Outcome::Completed
             } else {
-                "client-gone"
+                Outcome::ClientGone
             };
             if let Some(notifier) = this.notifier.take() {
-                let settled = match outcome {
-                    "aborted" => Outcome::Aborted,
-                    "completed" => Outcome::Completed,
-                    _ => Outcome::ClientGone,
-                };
                 match this.log.as_ref() {
                     // The connection keeps the signal for its next request (no allocation
                     // when the application kept no handle to this one).
-                    Some(log) => log.disconnects().settle(notifier, settled),
-                    None => match settled {
-                        Outcome::Aborted => notifier.aborted(),
-                        Outcome::Completed => notifier.completed(),
-                        _ => notifier.client_gone(),
-                    },
+                    Some(log) => log.disconnects().settle(notifier, outcome),
+                    None => notifier.settle(outcome),
                 }
             }
             if let Some(log) = this.log.take() {

@@ -232,9 +232,14 @@ impl ExchangeLog {
     }
 
     /// Writes the access log line.
-    pub(crate) fn finish(self, bytes: u64, outcome: &str) {
+    pub(crate) fn finish(self, bytes: u64, outcome: rgi::Outcome) {
         let Some(line) = &self.line else {
             return;
+        };
+        let outcome = match outcome {
+            rgi::Outcome::Completed => "completed",
+            rgi::Outcome::Aborted => "aborted",
+            _ => "client-gone",
         };
         let client = &line.client;
         let start = line.start;

@@ -26,6 +26,15 @@ pub enum Outcome {
     Aborted,
 }
 
+/// The state an outcome settles a signal in.
+fn code(outcome: Outcome) -> u8 {
+    match outcome {
+        Outcome::Completed => COMPLETED,
+        Outcome::ClientGone => CLIENT_GONE,
+        Outcome::Aborted => ABORTED,
+    }
+}
+
 struct Shared {
     state: AtomicU8,
     /// Set once a [`Finished`] future registered a waker: settling takes the lock only then.
@@ -174,6 +183,12 @@ pub struct DisconnectNotifier {
 }
 
 impl DisconnectNotifier {
+    /// Settles the signal with `outcome`: the same as [`completed`](Self::completed),
+    /// [`client_gone`](Self::client_gone) or [`aborted`](Self::aborted).
+    pub fn settle(self, outcome: Outcome) {
+        self.shared.settle(code(outcome));
+    }
+
     /// The response was fully handed to the transport.
     pub fn completed(self) {
         self.shared.settle(COMPLETED);
@@ -255,11 +270,7 @@ impl DisconnectPool {
     /// Settles `notifier` with `outcome` (as [`DisconnectNotifier::completed`] and its
     /// siblings do) and keeps it for the next [`DisconnectPool::pair`].
     pub fn settle(&self, notifier: DisconnectNotifier, outcome: Outcome) {
-        notifier.shared.settle(match outcome {
-            Outcome::Completed => COMPLETED,
-            Outcome::ClientGone => CLIENT_GONE,
-            Outcome::Aborted => ABORTED,
-        });
+        notifier.shared.settle(code(outcome));
         if let Ok(mut spare) = self.spare.try_lock() {
             *spare = Some(notifier);
         }
