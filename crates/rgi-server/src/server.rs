@@ -4,8 +4,10 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use rgi::{App, Capability, ConnectionInfo, Lifespan, Scheme, ServerInfo, SocketAddress};
@@ -18,7 +20,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::activation::{InheritedListeners, InheritedSocket, SharedInherited};
 use crate::config::{Config, ConfigError, HttpVersions};
 use crate::framing::{Allowed, FramingGuard};
-use crate::gate::Gate;
+use crate::gate::{Gate, WakerSet};
 use crate::protocol::{Builders, Prefix, Protocol};
 use crate::service::{Activity, AppContext, CatchUnwind, ConnContext, serve_request};
 use crate::tls::TlsError;
@@ -411,6 +413,8 @@ struct ConnShared {
     tracker: Arc<Tracker>,
     graceful: watch::Receiver<bool>,
     force: watch::Receiver<bool>,
+    /// The gate wakers of the open connections, opened when `graceful` or `force` changes.
+    wakers: WakerSet,
 }
 
 /// The startup description the application receives (`EXT-CAP-2`).
@@ -566,7 +570,9 @@ impl Server {
             tracker: tracker.clone(),
             graceful: graceful_rx.clone(),
             force: force_rx,
+            wakers: WakerSet::default(),
         });
+        tokio::spawn(relay_shutdown(conns.clone()));
 
         let mut addrs = Vec::new();
         let mut unix = Vec::new();
@@ -827,8 +833,12 @@ fn spawn_connection<A, Io>(
 /// Serves one connection until it ends, shutdown drains it, or shutdown is forced. `alpn` is
 /// the protocol TLS negotiated, if any: it is then served without looking at the first bytes
 /// (RFC 9113 §3.3), and a client that speaks the other one is refused.
-async fn drive<A, Io>(ctx: Arc<ConnContext<A>>, conns: &ConnShared, io: Io, alpn: Option<Protocol>)
-where
+async fn drive<A, Io>(
+    ctx: Arc<ConnContext<A>>,
+    conns: &ConnShared,
+    mut io: Io,
+    alpn: Option<Protocol>,
+) where
     A: App,
     Io: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -836,27 +846,43 @@ where
         let ctx = ctx.clone();
         hyper::service::service_fn(move |req| serve_request(&ctx, req))
     };
-    let mut io = io;
-    let mut graceful = conns.graceful.clone();
-    let mut force = conns.force.clone();
+    // The timers and shutdown signals are polled only when one of them fired (not on every
+    // read and write of the connection). The shutdown signals open the gate through the
+    // server's waker set; the connection then reads them (no subscription of its own).
+    let gate = Gate::new();
+    let _registration = conns.wakers.register(gate.waker());
     // A client that connects and sends nothing is dropped after the header read timeout; once
-    // bytes arrive, the drive loop below enforces that timeout for every HTTP/1 request head.
+    // bytes arrive, the loop below enforces that timeout for every HTTP/1 request head.
+    // One timer, reset to the earliest of the connection's deadlines (a timer per deadline
+    // would make every idle connection larger).
     let first_byte_deadline = deadline(ctx.activity.origin(), conns.handshake_timeout);
+    let mut sleep = std::pin::pin!(tokio::time::sleep_until(first_byte_deadline));
     let prefix = if alpn.is_none() && conns.builders.needs_sniffing() {
-        let read = tokio::select! {
-            read = Prefix::read(&mut io) => read,
-            () = tokio::time::sleep_until(first_byte_deadline) => {
-                tracing::debug!(connection = ctx.info.id(), "no request within the header read timeout");
+        let mut read = std::pin::pin!(Prefix::read(&mut io));
+        gate.open();
+        let read = std::future::poll_fn(|cx| {
+            if let Poll::Ready(result) = read.as_mut().poll(cx) {
+                return Poll::Ready(Some(result));
+            }
+            gate.poll(cx, |cx| conns.poll_signal(cx, sleep.as_mut(), false))
+                .map(|_| None)
+        })
+        .await;
+        match read {
+            Some(Ok(prefix)) if prefix.len > 0 => prefix,
+            Some(Ok(_)) => return,
+            Some(Err(error)) => {
+                tracing::debug!(connection = ctx.info.id(), %error, "reading the first bytes failed");
                 return;
             }
-            _ = graceful.wait_for(|shutting_down| *shutting_down) => return,
-            _ = force.wait_for(|forced| *forced) => return,
-        };
-        match read {
-            Ok(prefix) if prefix.len > 0 => prefix,
-            Ok(_) => return,
-            Err(error) => {
-                tracing::debug!(connection = ctx.info.id(), %error, "reading the first bytes failed");
+            // Shutdown, or the first-byte deadline.
+            None => {
+                if !conns.shutdown_began() {
+                    tracing::debug!(
+                        connection = ctx.info.id(),
+                        "no request within the header read timeout"
+                    );
+                }
                 return;
             }
         }
@@ -888,9 +914,6 @@ where
     // When an idle connection was asked to close: the peer gets one more idle timeout to let
     // it (an HTTP/2 peer must acknowledge the GOAWAY's PING), then it is dropped (`SRV-LIMIT-8`).
     let mut idle_close_deadline = None;
-    // The timers and shutdown signals are polled only when one of them fired (not on every
-    // read and write of the connection).
-    let gate = Gate::new();
     loop {
         // Measured from the end of the last request while idle; while a request is in flight
         // the timer is re-armed a whole timeout ahead and checked again when it fires.
@@ -903,8 +926,6 @@ where
             .keep_alive_timeout
             .map(|timeout| deadline(base, timeout));
         let head_deadline = header_read_timeout.map(|timeout| deadline(base, timeout));
-        // One timer for the earliest of the connection's deadlines (a timer per deadline
-        // would make every idle connection larger).
         let saw_bytes = ctx.activity.saw_bytes.load(Ordering::Acquire);
         let timers = [
             (!saw_bytes).then_some((first_byte_deadline, Timer::FirstByte)),
@@ -914,29 +935,34 @@ where
                 .map(|at| (at, Timer::Idle)),
             head_deadline.map(|at| (at, Timer::HeadRead)),
         ];
-        let timer = timers.into_iter().flatten().min_by_key(|(at, _)| *at);
+        let earliest = timers.into_iter().flatten().min_by_key(|(at, _)| *at);
+        let timer = earliest.map(|(_, kind)| kind);
+        let at = earliest.map_or_else(
+            || deadline(std::time::Instant::now(), Duration::MAX),
+            |(at, _)| at,
+        );
+        if sleep.deadline() != at {
+            sleep.as_mut().reset(at);
+        }
         let draining = closing;
-        let control = async {
-            tokio::select! {
-                _ = graceful.wait_for(|shutting_down| *shutting_down), if !draining => {
-                    Event::Drain
-                }
-                _ = force.wait_for(|forced| *forced) => Event::Force,
-                () = sleep_until(timer.map(|(at, _)| at)) => match timer.map(|(_, kind)| kind) {
-                    Some(Timer::FirstByte) => Event::FirstByteDeadline,
-                    Some(Timer::IdleClose) => Event::IdleCloseDeadline,
-                    Some(Timer::HeadRead) => Event::HeadReadDeadline,
-                    _ => Event::IdleDeadline,
-                },
-            }
-        };
-        let mut control = std::pin::pin!(control);
         gate.open();
         let event = std::future::poll_fn(|cx| {
-            if let std::task::Poll::Ready(result) = conn.poll(cx) {
-                return std::task::Poll::Ready(Event::Ended(result.err()));
+            if let Poll::Ready(result) = conn.poll(cx) {
+                return Poll::Ready(Event::Ended(result.err()));
             }
-            gate.poll(cx, |cx| control.as_mut().poll(cx))
+            gate.poll(cx, |cx| conns.poll_signal(cx, sleep.as_mut(), draining))
+                .map(|signal| match signal {
+                    Signal::Drain => Event::Drain,
+                    Signal::Force => Event::Force,
+                    Signal::Timer => match timer {
+                        Some(Timer::FirstByte) => Event::FirstByteDeadline,
+                        Some(Timer::IdleClose) => Event::IdleCloseDeadline,
+                        Some(Timer::HeadRead) => Event::HeadReadDeadline,
+                        Some(Timer::Idle) => Event::IdleDeadline,
+                        // No deadline: the far-away one passed; look again.
+                        None => Event::Spurious,
+                    },
+                })
         })
         .await;
         match event {
@@ -951,8 +977,9 @@ where
                 closing = true;
             }
             Event::Force => break,
+            Event::Spurious => {}
             Event::FirstByteDeadline => {
-                // The flag was read when the select started: check again.
+                // The flag was read when the timer was set: check again.
                 if !ctx.activity.saw_bytes.load(Ordering::Acquire) {
                     tracing::debug!(
                         connection = ctx.info.id(),
@@ -1005,6 +1032,51 @@ where
     }
 }
 
+impl ConnShared {
+    /// Whether the server began its shutdown.
+    fn shutdown_began(&self) -> bool {
+        *self.graceful.borrow() || *self.force.borrow()
+    }
+
+    /// A connection's rare events: shutdown forced, shutdown begun (unless the connection is
+    /// `draining` already), or its timer fired.
+    fn poll_signal(
+        &self,
+        cx: &mut Context<'_>,
+        sleep: Pin<&mut tokio::time::Sleep>,
+        draining: bool,
+    ) -> Poll<Signal> {
+        if *self.force.borrow() {
+            return Poll::Ready(Signal::Force);
+        }
+        if !draining && *self.graceful.borrow() {
+            return Poll::Ready(Signal::Drain);
+        }
+        sleep.poll(cx).map(|()| Signal::Timer)
+    }
+}
+
+/// Opens the gate of every connection when shutdown begins and when it is forced: the
+/// connections read the signals themselves ([`ConnShared::poll_signal`]).
+async fn relay_shutdown(conns: Arc<ConnShared>) {
+    let mut graceful = conns.graceful.clone();
+    let mut force = conns.force.clone();
+    if graceful.wait_for(|began| *began).await.is_ok() {
+        conns.wakers.wake_all();
+    }
+    if force.wait_for(|forced| *forced).await.is_ok() {
+        conns.wakers.wake_all();
+    }
+}
+
+/// What a connection's rare events say ([`ConnShared::poll_signal`]).
+#[derive(Debug, Clone, Copy)]
+enum Signal {
+    Drain,
+    Force,
+    Timer,
+}
+
 /// Which deadline a connection's timer is set for.
 #[derive(Debug, Clone, Copy)]
 enum Timer {
@@ -1030,6 +1102,8 @@ enum Event {
     IdleDeadline,
     /// The header read timeout of an HTTP/1 connection may have passed.
     HeadReadDeadline,
+    /// The timer fired with no deadline set (decades away).
+    Spurious,
 }
 
 /// `base + timeout`, or a deadline decades away when a huge timeout would overflow.
@@ -1040,11 +1114,4 @@ fn deadline(base: std::time::Instant, timeout: Duration) -> tokio::time::Instant
         .or_else(|| base.checked_add(far))
         .unwrap_or(base);
     tokio::time::Instant::from_std(at)
-}
-
-async fn sleep_until(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
-    }
 }
