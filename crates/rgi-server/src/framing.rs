@@ -36,6 +36,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use crate::service::ConnState;
 use crate::stall::StallTimer;
 
 /// Why the service must refuse a request, without calling the application.
@@ -206,7 +207,8 @@ struct Scanner {
     /// upgrade instead of shutting it down: responses held back for batching would be lost,
     /// so none are held from then on.
     switch_declined: bool,
-    verdicts: Arc<Verdicts>,
+    /// The connection: where the verdicts go.
+    conn: Arc<ConnState>,
 }
 
 /// Chunk-extension bytes allowed per body (hyper refuses 16 KiB).
@@ -223,7 +225,7 @@ const MAX_TRAILER_LINES: u32 = 100;
 const SWITCH_STASH_LIMIT: usize = 64 * 1024;
 
 impl Scanner {
-    fn new(max_head: usize, verdicts: Arc<Verdicts>) -> Self {
+    fn new(max_head: usize, conn: Arc<ConnState>) -> Self {
         Self {
             state: State::Head,
             head: Vec::new(),
@@ -235,7 +237,7 @@ impl Scanner {
             trailer_lines: 0,
             poisoned: false,
             switch_declined: false,
-            verdicts,
+            conn,
         }
     }
 
@@ -316,7 +318,7 @@ impl Scanner {
         if self.head.len() + bytes.len() > self.max_head {
             // The next request hyper delivers is this one: refused with `431`. What follows
             // it cannot be followed (the connection closes after the refusal anyway).
-            self.verdicts.push(Some(Refusal::HeadTooLarge));
+            self.conn.verdicts.push(Some(Refusal::HeadTooLarge));
             self.state = State::Off;
             self.head = Vec::new();
         } else {
@@ -390,7 +392,10 @@ impl Scanner {
             }
         }
         let ambiguous = content_length.is_some() && transfer_encoding.is_some();
-        self.current = self.verdicts.push(ambiguous.then_some(Refusal::Framing));
+        self.current = self
+            .conn
+            .verdicts
+            .push(ambiguous.then_some(Refusal::Framing));
         self.extension_bytes = 0;
         self.trailer_bytes = 0;
         self.trailer_lines = 0;
@@ -436,7 +441,7 @@ impl Scanner {
     }
 
     fn malformed_body(&mut self) {
-        if !self.verdicts.condemn(self.current, Refusal::Framing) {
+        if !self.conn.verdicts.condemn(self.current, Refusal::Framing) {
             self.poisoned = true;
         }
         self.state = State::Off;
@@ -626,7 +631,6 @@ pin_project_lite::pin_project! {
         sniffed: usize,
         // Whether the end of input was already held back once.
         eof_deferred: bool,
-        activity: Arc<crate::service::Activity>,
         // Response bytes held back while hyper answers pipelined requests it already read,
         // so that one write carries several responses (see `AsyncWrite` below).
         held: Vec<u8>,
@@ -653,13 +657,11 @@ impl<Io> FramingGuard<Io> {
         io: Io,
         prefix: crate::protocol::Prefix,
         max_head: usize,
-        verdicts: Arc<Verdicts>,
+        conn: Arc<ConnState>,
         allowed: Allowed,
-        activity: Arc<crate::service::Activity>,
     ) -> Self {
         Self {
             io,
-            activity,
             allowed,
             eof_deferred: false,
             held: Vec::new(),
@@ -674,7 +676,7 @@ impl<Io> FramingGuard<Io> {
             failed: false,
             read_waker: None,
             write_stall: StallTimer::new(None),
-            scanner: Scanner::new(max_head, verdicts),
+            scanner: Scanner::new(max_head, conn),
         }
     }
 }
@@ -752,7 +754,7 @@ impl<Io: AsyncRead + AsyncWrite> AsyncRead for FramingGuard<Io> {
         } else {
             this.io.as_mut().poll_read(cx, buf)
         };
-        if result.is_pending() && !this.held.is_empty() && this.activity.is_idle() {
+        if result.is_pending() && !this.held.is_empty() && this.scanner.conn.activity.is_idle() {
             // hyper waits for input with no request in flight: whatever it answered so far
             // goes out now, since the client may wait for it. A write that cannot finish now
             // resumes at the next write or flush (its readiness wakes the task).
@@ -773,7 +775,9 @@ impl<Io: AsyncRead + AsyncWrite> AsyncRead for FramingGuard<Io> {
             }
             let fresh = &buf.filled()[before..];
             if !fresh.is_empty() {
-                this.activity
+                this.scanner
+                    .conn
+                    .activity
                     .saw_bytes
                     .store(true, std::sync::atomic::Ordering::Release);
             }
@@ -853,8 +857,8 @@ impl<Io> FramingGuard<Io> {
     /// client sent protocol bytes early (UPGRADE-RAW-5).
     fn answering_pipelined(&self) -> bool {
         !self.scanner.switch_declined
-            && self.scanner.verdicts.has_untaken()
-            && self.activity.is_idle()
+            && self.scanner.conn.verdicts.has_untaken()
+            && self.scanner.conn.activity.is_idle()
     }
 }
 
@@ -896,7 +900,7 @@ impl<Io: AsyncWrite> FramingGuard<Io> {
         let total: usize = bufs.iter().map(|buf| buf.len()).sum();
         if self.scanner.state == State::AwaitSwitch
             && total > 0
-            && self.scanner.verdicts.taken_past(self.scanner.current)
+            && self.scanner.conn.verdicts.taken_past(self.scanner.current)
         {
             self.as_mut().response_to_switch_offer(bufs);
         }
@@ -1004,8 +1008,9 @@ mod tests {
     }
 
     fn scan_refusals(chunks: &[&[u8]], max_head: usize) -> Vec<Option<Refusal>> {
-        let verdicts = Arc::new(Verdicts::default());
-        let mut scanner = Scanner::new(max_head, verdicts.clone());
+        let conn = ConnState::detached();
+        let verdicts = &conn.verdicts;
+        let mut scanner = Scanner::new(max_head, conn.clone());
         for chunk in chunks {
             scanner.feed(chunk);
         }
@@ -1072,8 +1077,8 @@ mod tests {
         assert_eq!(scan_refusals(&[&stream], 4096), [None, None]);
     }
 
-    fn scanner(verdicts: &Arc<Verdicts>) -> Scanner {
-        Scanner::new(8192, verdicts.clone())
+    fn scanner(conn: &Arc<ConnState>) -> Scanner {
+        Scanner::new(8192, conn.clone())
     }
 
     /// SRV-LIMIT-15: every malformed chunked body is refused before the application has it.
@@ -1145,8 +1150,9 @@ mod tests {
     /// scanner says how many bytes precede the offending one.
     #[test]
     fn cuts_off_a_body_malformed_after_the_call() {
-        let verdicts = Arc::new(Verdicts::default());
-        let mut scanner = scanner(&verdicts);
+        let conn = ConnState::detached();
+        let verdicts = &conn.verdicts;
+        let mut scanner = scanner(&conn);
         let first = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n";
         assert_eq!(scanner.feed(first), None);
         assert_eq!(verdicts.next_refusal(), None);
@@ -1180,8 +1186,9 @@ mod tests {
             (b"CONNECT a:1 HTTP/1.1\r\n\r\n", 101, false),
             (b"CONNECT a:1 HTTP/1.1\r\n\r\n", 404, false),
         ] {
-            let verdicts = Arc::new(Verdicts::default());
-            let mut scanner = scanner(&verdicts);
+            let conn = ConnState::detached();
+            let verdicts = &conn.verdicts;
+            let mut scanner = scanner(&conn);
             assert_eq!(scanner.feed(&[offer, smuggle].concat()), None);
             assert_eq!(scanner.state, State::AwaitSwitch);
             assert_eq!(verdicts.next_refusal(), None);

@@ -17,19 +17,17 @@ use std::task::{Context, Poll, Wake, Waker};
 
 use futures_util::task::AtomicWaker;
 
-/// The waker of a gated future: records that it fired, then wakes the task.
+/// What a gate's waker does: records that it fired, then wakes the task. It lives in a
+/// longer-lived allocation (the connection's state), whose [`Wake`] calls [`Flag::wake`].
 #[derive(Debug, Default)]
-struct Flag {
+pub(crate) struct Flag {
     fired: AtomicBool,
     task: AtomicWaker,
 }
 
-impl Wake for Flag {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
+impl Flag {
+    /// Opens the gate and wakes the task.
+    pub(crate) fn wake(&self) {
         self.fired.store(true, Ordering::Release);
         self.task.wake();
     }
@@ -38,17 +36,17 @@ impl Wake for Flag {
 /// Polls a future only when its own waker fired since the last poll (or when [`Gate::open`]
 /// says so).
 #[derive(Debug)]
-pub(crate) struct Gate {
-    flag: Arc<Flag>,
+pub(crate) struct Gate<'a> {
+    flag: &'a Flag,
     waker: Waker,
 }
 
-impl Gate {
-    pub(crate) fn new() -> Self {
-        let flag = Arc::new(Flag::default());
+impl<'a> Gate<'a> {
+    /// A gate on the flag of `owner`, whose [`Wake`] must call [`Flag::wake`] on it.
+    pub(crate) fn new<T: AsRef<Flag> + Wake + Send + Sync + 'static>(owner: &'a Arc<T>) -> Self {
         Self {
-            waker: Waker::from(flag.clone()),
-            flag,
+            flag: (**owner).as_ref(),
+            waker: Waker::from(owner.clone()),
         }
     }
 
@@ -152,6 +150,22 @@ mod tests {
 
     struct Count(Arc<std::sync::atomic::AtomicUsize>);
 
+    /// A gate's flag in an allocation of its own.
+    #[derive(Default)]
+    struct Owner(Flag);
+
+    impl AsRef<Flag> for Owner {
+        fn as_ref(&self) -> &Flag {
+            &self.0
+        }
+    }
+
+    impl Wake for Owner {
+        fn wake(self: Arc<Self>) {
+            self.0.wake();
+        }
+    }
+
     impl Wake for Count {
         fn wake(self: Arc<Self>) {
             self.0.fetch_add(1, Ordering::SeqCst);
@@ -163,7 +177,8 @@ mod tests {
         let task_wakes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let task = Waker::from(Arc::new(Count(task_wakes.clone())));
         let mut cx = Context::from_waker(&task);
-        let gate = Gate::new();
+        let owner = Arc::new(Owner::default());
+        let gate = Gate::new(&owner);
         let (tx, rx) = tokio::sync::oneshot::channel::<u8>();
         let mut rx = pin!(rx);
         let mut polls = 0;

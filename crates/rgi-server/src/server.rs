@@ -22,7 +22,7 @@ use crate::config::{Config, ConfigError, HttpVersions};
 use crate::framing::{Allowed, FramingGuard};
 use crate::gate::{Gate, WakerSet};
 use crate::protocol::{Builders, Prefix, Protocol};
-use crate::service::{Activity, AppContext, CatchUnwind, ConnContext, serve_request};
+use crate::service::{AppContext, CatchUnwind, ConnState, serve_request};
 use crate::tls::TlsError;
 
 /// Why the server could not start or run.
@@ -792,17 +792,9 @@ fn spawn_connection<A, Io>(
             .as_ref()
             .is_some_and(|trusted| peer.ip().is_none_or(|ip| trusted.contains(ip)));
         let info = ConnectionInfo::new(local, peer, Scheme::Http).with_id(id);
-        let ctx = |info| {
-            Arc::new(ConnContext {
-                shared: shared.clone(),
-                info,
-                trust_proxy,
-                activity: Activity::new(conns.force.clone()),
-                verdicts: Arc::default(),
-            })
-        };
+        let ctx = |info| ConnState::new(info, trust_proxy, conns.force.clone());
         match &conns.tls {
-            None => drive(ctx(info), &conns, io, None).await,
+            None => drive(&shared, ctx(info), &conns, io, None).await,
             // Boxed: the TLS state is large, and a plain connection's task must not carry it.
             Some(acceptor) => {
                 Box::pin(async {
@@ -818,7 +810,7 @@ fn spawn_connection<A, Io>(
                             let tls = stream.get_ref().1;
                             let info = info.with_tls(crate::tls::info(tls));
                             let alpn = crate::tls::negotiated_protocol(tls);
-                            drive(ctx(info), &conns, stream, alpn).await;
+                            drive(&shared, ctx(info), &conns, stream, alpn).await;
                         }
                         Ok(Err(error)) => tracing::debug!(%error, "TLS handshake failed"),
                         Err(_) => tracing::debug!("TLS handshake timed out"),
@@ -834,7 +826,8 @@ fn spawn_connection<A, Io>(
 /// the protocol TLS negotiated, if any: it is then served without looking at the first bytes
 /// (RFC 9113 §3.3), and a client that speaks the other one is refused.
 async fn drive<A, Io>(
-    ctx: Arc<ConnContext<A>>,
+    shared: &Arc<AppContext<A>>,
+    ctx: Arc<ConnState>,
     conns: &ConnShared,
     mut io: Io,
     alpn: Option<Protocol>,
@@ -843,13 +836,13 @@ async fn drive<A, Io>(
     Io: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let service = {
-        let ctx = ctx.clone();
-        hyper::service::service_fn(move |req| serve_request(&ctx, req))
+        let (shared, ctx) = (shared.clone(), ctx.clone());
+        hyper::service::service_fn(move |req| serve_request(&shared, &ctx, req))
     };
     // The timers and shutdown signals are polled only when one of them fired (not on every
     // read and write of the connection). The shutdown signals open the gate through the
     // server's waker set; the connection then reads them (no subscription of its own).
-    let gate = Gate::new();
+    let gate = Gate::new(&ctx);
     let _registration = conns.wakers.register(gate.waker());
     // A client that connects and sends nothing is dropped after the header read timeout; once
     // bytes arrive, the loop below enforces that timeout for every HTTP/1 request head.
@@ -894,15 +887,8 @@ async fn drive<A, Io>(
         Some(Protocol::Http2) => (Protocol::Http2, Allowed::Http2),
         None => (conns.builders.protocol(&prefix), conns.allowed),
     };
-    let io = FramingGuard::new(
-        io,
-        prefix,
-        conns.max_head,
-        ctx.verdicts.clone(),
-        allowed,
-        ctx.activity.clone(),
-    )
-    .with_write_timeout(conns.write_timeout);
+    let io = FramingGuard::new(io, prefix, conns.max_head, ctx.clone(), allowed)
+        .with_write_timeout(conns.write_timeout);
     let mut conn = conns.builders.serve(protocol, io, service);
     // SRV-LIMIT-7 for HTTP/1: hyper's own header read timeout arms a boxed timer for every
     // request head; the connection's one timer does it instead, from the end of the previous

@@ -63,15 +63,15 @@ pub(crate) struct Activity {
 }
 
 impl Activity {
-    pub(crate) fn new(force: tokio::sync::watch::Receiver<bool>) -> Arc<Self> {
-        Arc::new(Self {
+    pub(crate) fn new(force: tokio::sync::watch::Receiver<bool>) -> Self {
+        Self {
             origin: Instant::now(),
             force,
             saw_bytes: std::sync::atomic::AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
             last_millis: AtomicU64::new(0),
             disconnects: rgi::DisconnectPool::new(),
-        })
+        }
     }
 
     fn touch(&self) {
@@ -100,35 +100,80 @@ impl Activity {
     pub(crate) fn last(&self) -> Instant {
         self.origin + std::time::Duration::from_millis(self.last_millis.load(Ordering::Acquire))
     }
-
-    fn begin(self: &Arc<Self>) -> ActiveGuard {
-        // No clock read here: a connection with a request in flight is never idle, and the
-        // end of the request records the time.
-        self.in_flight.fetch_add(1, Ordering::AcqRel);
-        ActiveGuard(self.clone())
-    }
 }
 
 /// One request in flight; dropping it records the end of the request.
 #[derive(Debug)]
-struct ActiveGuard(Arc<Activity>);
+struct ActiveGuard(Arc<ConnState>);
 
 impl Drop for ActiveGuard {
     fn drop(&mut self) {
-        self.0.touch();
-        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+        let activity = &self.0.activity;
+        activity.touch();
+        activity.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
-/// The connection a request arrived on.
-pub(crate) struct ConnContext<A> {
-    pub(crate) shared: Arc<AppContext<A>>,
+/// The connection a request arrived on: what its requests, its transport (the framing guard)
+/// and its task share — one allocation per connection.
+#[derive(Debug)]
+pub(crate) struct ConnState {
     pub(crate) info: ConnectionInfo,
     /// Whether the transport peer may send proxy headers.
     pub(crate) trust_proxy: bool,
-    pub(crate) activity: Arc<Activity>,
+    pub(crate) activity: Activity,
     /// The smuggling guard's verdicts, one per HTTP/1 request.
-    pub(crate) verdicts: Arc<crate::framing::Verdicts>,
+    pub(crate) verdicts: crate::framing::Verdicts,
+    /// The flag of the connection task's gate (its timers and shutdown signals); the state is
+    /// the gate's waker.
+    pub(crate) gate: crate::gate::Flag,
+}
+
+impl ConnState {
+    pub(crate) fn new(
+        info: ConnectionInfo,
+        trust_proxy: bool,
+        force: tokio::sync::watch::Receiver<bool>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            info,
+            trust_proxy,
+            activity: Activity::new(force),
+            verdicts: crate::framing::Verdicts::default(),
+            gate: crate::gate::Flag::default(),
+        })
+    }
+
+    /// A connection of no server, for tests of the parts that share it.
+    #[cfg(test)]
+    pub(crate) fn detached() -> Arc<Self> {
+        let local = rgi::SocketAddress::Tcp(([127, 0, 0, 1], 80).into());
+        let info = ConnectionInfo::new(local.clone(), local, rgi::Scheme::Http);
+        Self::new(info, false, tokio::sync::watch::channel(false).1)
+    }
+
+    fn begin(self: &Arc<Self>) -> ActiveGuard {
+        // No clock read here: a connection with a request in flight is never idle, and the
+        // end of the request records the time.
+        self.activity.in_flight.fetch_add(1, Ordering::AcqRel);
+        ActiveGuard(self.clone())
+    }
+}
+
+impl AsRef<crate::gate::Flag> for ConnState {
+    fn as_ref(&self) -> &crate::gate::Flag {
+        &self.gate
+    }
+}
+
+impl std::task::Wake for ConnState {
+    fn wake(self: Arc<Self>) {
+        self.gate.wake();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.gate.wake();
+    }
 }
 
 /// The request target as logs show it: the path and query, or the authority of an
@@ -223,12 +268,12 @@ impl ExchangeLog {
 
     /// Whether the server is cutting exchanges short (the graceful deadline passed).
     pub(crate) fn is_forced(&self) -> bool {
-        self._active.0.is_forced()
+        self._active.0.activity.is_forced()
     }
 
     /// The connection's spare `Disconnect` signal, where the exchange's goes when it settles.
     pub(crate) fn disconnects(&self) -> &rgi::DisconnectPool {
-        &self._active.0.disconnects
+        &self._active.0.activity.disconnects
     }
 
     /// Writes the access log line.
@@ -995,11 +1040,11 @@ fn valid_host(value: &[u8]) -> bool {
 
 /// Handles one request of a connection: the function hyper's service calls.
 pub(crate) fn serve_request<A: App>(
-    conn: &Arc<ConnContext<A>>,
+    shared: &Arc<AppContext<A>>,
+    conn: &Arc<ConnState>,
     req: http::Request<Incoming>,
 ) -> CallFuture<impl Future<Output = Result<Response<A::Body>, A::Error>> + Send + use<A>, A> {
-    let shared = &conn.shared;
-    let active = conn.activity.begin();
+    let active = conn.begin();
     let (mut parts, incoming) = req.into_parts();
     let version = parts.version;
     // Taken for every HTTP/1 request, in order, before anything can return early.
