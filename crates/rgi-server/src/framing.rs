@@ -606,6 +606,14 @@ const MAX_FLUSHES_PUT_OFF: u8 = 4;
 /// The HTTP/2 connection preface (RFC 9113 §3.4).
 pub(crate) const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
+/// The preface's length, as the guard counts it.
+const PREFACE_LEN: u8 = PREFACE.len() as u8;
+
+/// A count of at most the preface's length, as a byte.
+fn byte(n: usize) -> u8 {
+    u8::try_from(n).unwrap_or(u8::MAX)
+}
+
 /// Which protocols a connection may speak (`--http`). The guard enforces it on the first
 /// bytes of the connection: a `*-only` server serves its one protocol without looking, and a
 /// client speaking the other is refused here.
@@ -628,7 +636,8 @@ pin_project_lite::pin_project! {
         scanner: Scanner,
         allowed: Allowed,
         // How many bytes of the connection were checked against the preface.
-        sniffed: usize,
+        // (Bytes, and the preface's length at most: every HTTP/1 connection has a guard.)
+        sniffed: u8,
         // Whether the end of input was already held back once.
         eof_deferred: bool,
         // Response bytes held back while hyper answers pipelined requests it already read,
@@ -638,7 +647,7 @@ pin_project_lite::pin_project! {
         flushes_put_off: u8,
         // The connection's first bytes, read to choose the protocol: replayed first.
         prefix: crate::protocol::Prefix,
-        prefix_pos: usize,
+        prefix_pos: u8,
         // Set once a malformed body of a request already handed to the application was cut
         // off: every read from then on fails, and hyper closes the connection.
         failed: bool,
@@ -669,7 +678,7 @@ impl<Io> FramingGuard<Io> {
             prefix,
             prefix_pos: 0,
             sniffed: if allowed == Allowed::Both {
-                PREFACE.len()
+                PREFACE_LEN
             } else {
                 0
             },
@@ -727,11 +736,12 @@ impl<Io: AsyncRead + AsyncWrite> AsyncRead for FramingGuard<Io> {
         } else {
             usize::MAX
         };
-        let result = if *this.prefix_pos < this.prefix.len {
-            let rest = &this.prefix.bytes[*this.prefix_pos..this.prefix.len];
+        let pos = usize::from(*this.prefix_pos);
+        let result = if pos < this.prefix.len() {
+            let rest = &this.prefix.as_bytes()[pos..];
             let n = rest.len().min(buf.remaining());
             buf.put_slice(&rest[..n]);
-            *this.prefix_pos += n;
+            *this.prefix_pos = byte(pos + n);
             if buf.remaining() > 0 {
                 // The bytes that follow, in the same read: hyper then sees the first head
                 // whole, and does not grow its read buffer for the few replayed bytes. An
@@ -781,14 +791,15 @@ impl<Io: AsyncRead + AsyncWrite> AsyncRead for FramingGuard<Io> {
                     .saw_bytes
                     .store(true, std::sync::atomic::Ordering::Release);
             }
-            if *this.sniffed < PREFACE.len() && !fresh.is_empty() {
-                let n = fresh.len().min(PREFACE.len() - *this.sniffed);
-                let matches = fresh[..n] == PREFACE[*this.sniffed..*this.sniffed + n];
+            let sniffed = usize::from(*this.sniffed);
+            if sniffed < PREFACE.len() && !fresh.is_empty() {
+                let n = fresh.len().min(PREFACE.len() - sniffed);
+                let matches = fresh[..n] == PREFACE[sniffed..sniffed + n];
                 // Once the bytes diverge from the preface, there is nothing more to check.
                 *this.sniffed = if matches {
-                    *this.sniffed + n
+                    byte(sniffed + n)
                 } else {
-                    PREFACE.len()
+                    PREFACE_LEN
                 };
                 let refused = match this.allowed {
                     Allowed::Http2 => !matches,
@@ -797,7 +808,7 @@ impl<Io: AsyncRead + AsyncWrite> AsyncRead for FramingGuard<Io> {
                     Allowed::Both => false,
                 };
                 if refused {
-                    *this.sniffed = PREFACE.len();
+                    *this.sniffed = PREFACE_LEN;
                     return Poll::Ready(Err(io::Error::new(
                         io::ErrorKind::ConnectionAborted,
                         "the client speaks an HTTP version this server is configured not to serve",

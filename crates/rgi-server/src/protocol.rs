@@ -34,8 +34,9 @@ pub(crate) enum Protocol {
 /// The first bytes of a connection, read to tell HTTP/2's preface from HTTP/1.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Prefix {
-    pub(crate) bytes: [u8; PREFACE.len()],
-    pub(crate) len: usize,
+    bytes: [u8; PREFACE.len()],
+    // A byte: the prefix lives in every HTTP/1 connection's framing guard.
+    len: u8,
 }
 
 impl Prefix {
@@ -47,25 +48,40 @@ impl Prefix {
         }
     }
 
+    /// How many bytes were read.
+    pub(crate) fn len(&self) -> usize {
+        usize::from(self.len)
+    }
+
+    /// The bytes read.
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len()]
+    }
+
     /// Reads until the bytes are the whole preface, differ from it, or the peer closes.
     pub(crate) async fn read<Io: AsyncRead + Unpin>(io: &mut Io) -> io::Result<Self> {
-        let mut prefix = Self::empty();
-        while prefix.len < PREFACE.len() {
-            let n = io.read(&mut prefix.bytes[prefix.len..]).await?;
+        let mut bytes = [0; PREFACE.len()];
+        let mut len = 0;
+        while len < PREFACE.len() {
+            let n = io.read(&mut bytes[len..]).await?;
             if n == 0 {
                 break;
             }
-            prefix.len += n;
-            if prefix.bytes[..prefix.len] != PREFACE[..prefix.len] {
+            len += n;
+            if bytes[..len] != PREFACE[..len] {
                 break;
             }
         }
-        Ok(prefix)
+        Ok(Self {
+            bytes,
+            // At most the preface's 24 bytes.
+            len: u8::try_from(len).unwrap_or(u8::MAX),
+        })
     }
 
     /// The protocol these bytes start.
     pub(crate) fn protocol(&self) -> Protocol {
-        if self.len == PREFACE.len() && self.bytes[..] == *PREFACE {
+        if self.as_bytes() == PREFACE {
             Protocol::Http2
         } else {
             Protocol::Http1

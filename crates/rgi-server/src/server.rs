@@ -780,18 +780,18 @@ fn spawn_connection<A, Io>(
     A: App,
     Io: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    // Everything but the transport is made here, before the task: the connection task keeps
+    // what it captures for its whole life (the addresses live on in the connection info).
     let token = conns.tracker.token();
+    let id = conns.next_id.fetch_add(1, Ordering::Relaxed);
+    let trust_proxy = shared
+        .trusted_proxies
+        .as_ref()
+        .is_some_and(|trusted| peer.ip().is_none_or(|ip| trusted.contains(ip)));
+    let info = ConnectionInfo::new(local, peer, Scheme::Http).with_id(id);
     let shared = shared.clone();
     let conns = conns.clone();
     tokio::spawn(async move {
-        let _token = token;
-        let _permit = permit;
-        let id = conns.next_id.fetch_add(1, Ordering::Relaxed);
-        let trust_proxy = shared
-            .trusted_proxies
-            .as_ref()
-            .is_some_and(|trusted| peer.ip().is_none_or(|ip| trusted.contains(ip)));
-        let info = ConnectionInfo::new(local, peer, Scheme::Http).with_id(id);
         let ctx = |info| ConnState::new(info, trust_proxy, conns.force.clone());
         match &conns.tls {
             None => drive(&shared, ctx(info), &conns, io, None).await,
@@ -819,199 +819,208 @@ fn spawn_connection<A, Io>(
                 .await;
             }
         }
+        // Held for the connection's life: the drain waits for the token, and the permit
+        // counts the connection against the limit.
+        drop((token, permit));
     });
 }
 
 /// Serves one connection until it ends, shutdown drains it, or shutdown is forced. `alpn` is
 /// the protocol TLS negotiated, if any: it is then served without looking at the first bytes
 /// (RFC 9113 §3.3), and a client that speaks the other one is refused.
-async fn drive<A, Io>(
-    shared: &Arc<AppContext<A>>,
+// Not an `async fn`: its arguments would be kept twice in the connection's task (an `async
+// fn` moves them into locals, and their first places stay reserved).
+#[allow(clippy::manual_async_fn)]
+fn drive<'a, A, Io>(
+    shared: &'a Arc<AppContext<A>>,
     ctx: Arc<ConnState>,
-    conns: &ConnShared,
+    conns: &'a ConnShared,
     mut io: Io,
     alpn: Option<Protocol>,
-) where
+) -> impl Future<Output = ()> + Send + 'a
+where
     A: App,
     Io: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let service = {
-        let (shared, ctx) = (shared.clone(), ctx.clone());
-        hyper::service::service_fn(move |req| serve_request(&shared, &ctx, req))
-    };
-    // The timers and shutdown signals are polled only when one of them fired (not on every
-    // read and write of the connection). The shutdown signals open the gate through the
-    // server's waker set; the connection then reads them (no subscription of its own).
-    let gate = Gate::new(&ctx);
-    let _registration = conns.wakers.register(gate.waker());
-    // A client that connects and sends nothing is dropped after the header read timeout; once
-    // bytes arrive, the loop below enforces that timeout for every HTTP/1 request head.
-    // One timer, reset to the earliest of the connection's deadlines (a timer per deadline
-    // would make every idle connection larger).
-    let first_byte_deadline = deadline(ctx.activity.origin(), conns.handshake_timeout);
-    let mut sleep = std::pin::pin!(tokio::time::sleep_until(first_byte_deadline));
-    let prefix = if alpn.is_none() && conns.builders.needs_sniffing() {
-        let mut read = std::pin::pin!(Prefix::read(&mut io));
-        gate.open();
-        let read = std::future::poll_fn(|cx| {
-            if let Poll::Ready(result) = read.as_mut().poll(cx) {
-                return Poll::Ready(Some(result));
-            }
-            gate.poll(cx, |cx| conns.poll_signal(cx, sleep.as_mut(), false))
-                .map(|_| None)
-        })
-        .await;
-        match read {
-            Some(Ok(prefix)) if prefix.len > 0 => prefix,
-            Some(Ok(_)) => return,
-            Some(Err(error)) => {
-                tracing::debug!(connection = ctx.info.id(), %error, "reading the first bytes failed");
-                return;
-            }
-            // Shutdown, or the first-byte deadline.
-            None => {
-                if !conns.shutdown_began() {
-                    tracing::debug!(
-                        connection = ctx.info.id(),
-                        "no request within the header read timeout"
-                    );
-                }
-                return;
-            }
-        }
-    } else {
-        Prefix::empty()
-    };
-    let (protocol, allowed) = match alpn {
-        Some(Protocol::Http1) => (Protocol::Http1, Allowed::Http1),
-        Some(Protocol::Http2) => (Protocol::Http2, Allowed::Http2),
-        None => (conns.builders.protocol(&prefix), conns.allowed),
-    };
-    let io = FramingGuard::new(io, prefix, conns.max_head, ctx.clone(), allowed)
-        .with_write_timeout(conns.write_timeout);
-    let mut conn = conns.builders.serve(protocol, io, service);
-    // SRV-LIMIT-7 for HTTP/1: hyper's own header read timeout arms a boxed timer for every
-    // request head; the connection's one timer does it instead, from the end of the previous
-    // response (or the connection's start) while no request is in flight.
-    let header_read_timeout = conns
-        .header_read_timeout
-        .filter(|_| protocol == Protocol::Http1);
-    let mut closing = false;
-    // When an idle connection was asked to close: the peer gets one more idle timeout to let
-    // it (an HTTP/2 peer must acknowledge the GOAWAY's PING), then it is dropped (`SRV-LIMIT-8`).
-    let mut idle_close_deadline = None;
-    loop {
-        // Measured from the end of the last request while idle; while a request is in flight
-        // the timer is re-armed a whole timeout ahead and checked again when it fires.
-        let base = if ctx.activity.is_idle() {
-            ctx.activity.last()
-        } else {
-            std::time::Instant::now()
+    async move {
+        let service = {
+            let (shared, ctx) = (shared.clone(), ctx.clone());
+            hyper::service::service_fn(move |req| serve_request(&shared, &ctx, req))
         };
-        let idle_deadline = conns
-            .keep_alive_timeout
-            .map(|timeout| deadline(base, timeout));
-        let head_deadline = header_read_timeout.map(|timeout| deadline(base, timeout));
-        let saw_bytes = ctx.activity.saw_bytes.load(Ordering::Acquire);
-        let timers = [
-            (!saw_bytes).then_some((first_byte_deadline, Timer::FirstByte)),
-            idle_close_deadline.map(|at| (at, Timer::IdleClose)),
-            idle_deadline
-                .filter(|_| !closing)
-                .map(|at| (at, Timer::Idle)),
-            head_deadline.map(|at| (at, Timer::HeadRead)),
-        ];
-        let earliest = timers.into_iter().flatten().min_by_key(|(at, _)| *at);
-        let timer = earliest.map(|(_, kind)| kind);
-        let at = earliest.map_or_else(
-            || deadline(std::time::Instant::now(), Duration::MAX),
-            |(at, _)| at,
-        );
-        if sleep.deadline() != at {
-            sleep.as_mut().reset(at);
-        }
-        let draining = closing;
-        gate.open();
-        let event = std::future::poll_fn(|cx| {
-            if let Poll::Ready(result) = conn.poll(cx) {
-                return Poll::Ready(Event::Ended(result.err()));
-            }
-            gate.poll(cx, |cx| conns.poll_signal(cx, sleep.as_mut(), draining))
-                .map(|signal| match signal {
-                    Signal::Drain => Event::Drain,
-                    Signal::Force => Event::Force,
-                    Signal::Timer => match timer {
-                        Some(Timer::FirstByte) => Event::FirstByteDeadline,
-                        Some(Timer::IdleClose) => Event::IdleCloseDeadline,
-                        Some(Timer::HeadRead) => Event::HeadReadDeadline,
-                        Some(Timer::Idle) => Event::IdleDeadline,
-                        // No deadline: the far-away one passed; look again.
-                        None => Event::Spurious,
-                    },
-                })
-        })
-        .await;
-        match event {
-            Event::Ended(error) => {
-                if let Some(error) = error {
-                    tracing::debug!(connection = ctx.info.id(), %error, "connection ended with an error");
+        // The timers and shutdown signals are polled only when one of them fired (not on every
+        // read and write of the connection). The shutdown signals open the gate through the
+        // server's waker set; the connection then reads them (no subscription of its own).
+        let gate = Gate::new(&ctx);
+        let _registration = conns.wakers.register(gate.waker());
+        // A client that connects and sends nothing is dropped after the header read timeout; once
+        // bytes arrive, the loop below enforces that timeout for every HTTP/1 request head.
+        // One timer, reset to the earliest of the connection's deadlines (a timer per deadline
+        // would make every idle connection larger).
+        let first_byte_deadline = deadline(ctx.activity.origin(), conns.handshake_timeout);
+        let mut sleep = std::pin::pin!(tokio::time::sleep_until(first_byte_deadline));
+        let prefix = if alpn.is_none() && conns.builders.needs_sniffing() {
+            let mut read = std::pin::pin!(Prefix::read(&mut io));
+            gate.open();
+            let read = std::future::poll_fn(|cx| {
+                if let Poll::Ready(result) = read.as_mut().poll(cx) {
+                    return Poll::Ready(Some(result));
                 }
-                break;
+                gate.poll(cx, |cx| conns.poll_signal(cx, sleep.as_mut(), false))
+                    .map(|_| None)
+            })
+            .await;
+            match read {
+                Some(Ok(prefix)) if prefix.len() > 0 => prefix,
+                Some(Ok(_)) => return,
+                Some(Err(error)) => {
+                    tracing::debug!(connection = ctx.info.id(), %error, "reading the first bytes failed");
+                    return;
+                }
+                // Shutdown, or the first-byte deadline.
+                None => {
+                    if !conns.shutdown_began() {
+                        tracing::debug!(
+                            connection = ctx.info.id(),
+                            "no request within the header read timeout"
+                        );
+                    }
+                    return;
+                }
             }
-            Event::Drain => {
-                conn.graceful_shutdown();
-                closing = true;
+        } else {
+            Prefix::empty()
+        };
+        let (protocol, allowed) = match alpn {
+            Some(Protocol::Http1) => (Protocol::Http1, Allowed::Http1),
+            Some(Protocol::Http2) => (Protocol::Http2, Allowed::Http2),
+            None => (conns.builders.protocol(&prefix), conns.allowed),
+        };
+        let io = FramingGuard::new(io, prefix, conns.max_head, ctx.clone(), allowed)
+            .with_write_timeout(conns.write_timeout);
+        let mut conn = conns.builders.serve(protocol, io, service);
+        // SRV-LIMIT-7 for HTTP/1: hyper's own header read timeout arms a boxed timer for every
+        // request head; the connection's one timer does it instead, from the end of the previous
+        // response (or the connection's start) while no request is in flight.
+        let header_read_timeout = conns
+            .header_read_timeout
+            .filter(|_| protocol == Protocol::Http1);
+        let mut closing = false;
+        // When an idle connection was asked to close: the peer gets one more idle timeout to let
+        // it (an HTTP/2 peer must acknowledge the GOAWAY's PING), then it is dropped (`SRV-LIMIT-8`).
+        let mut idle_close_deadline = None;
+        loop {
+            // Measured from the end of the last request while idle; while a request is in flight
+            // the timer is re-armed a whole timeout ahead and checked again when it fires.
+            let base = if ctx.activity.is_idle() {
+                ctx.activity.last()
+            } else {
+                std::time::Instant::now()
+            };
+            let idle_deadline = conns
+                .keep_alive_timeout
+                .map(|timeout| deadline(base, timeout));
+            let head_deadline = header_read_timeout.map(|timeout| deadline(base, timeout));
+            let saw_bytes = ctx.activity.saw_bytes.load(Ordering::Acquire);
+            let timers = [
+                (!saw_bytes).then_some((first_byte_deadline, Timer::FirstByte)),
+                idle_close_deadline.map(|at| (at, Timer::IdleClose)),
+                idle_deadline
+                    .filter(|_| !closing)
+                    .map(|at| (at, Timer::Idle)),
+                head_deadline.map(|at| (at, Timer::HeadRead)),
+            ];
+            let earliest = timers.into_iter().flatten().min_by_key(|(at, _)| *at);
+            let timer = earliest.map(|(_, kind)| kind);
+            let at = earliest.map_or_else(
+                || deadline(std::time::Instant::now(), Duration::MAX),
+                |(at, _)| at,
+            );
+            if sleep.deadline() != at {
+                sleep.as_mut().reset(at);
             }
-            Event::Force => break,
-            Event::Spurious => {}
-            Event::FirstByteDeadline => {
-                // The flag was read when the timer was set: check again.
-                if !ctx.activity.saw_bytes.load(Ordering::Acquire) {
-                    tracing::debug!(
-                        connection = ctx.info.id(),
-                        "no request within the header read timeout"
-                    );
+            let draining = closing;
+            gate.open();
+            let event = std::future::poll_fn(|cx| {
+                if let Poll::Ready(result) = conn.poll(cx) {
+                    return Poll::Ready(Event::Ended(result.err()));
+                }
+                gate.poll(cx, |cx| conns.poll_signal(cx, sleep.as_mut(), draining))
+                    .map(|signal| match signal {
+                        Signal::Drain => Event::Drain,
+                        Signal::Force => Event::Force,
+                        Signal::Timer => match timer {
+                            Some(Timer::FirstByte) => Event::FirstByteDeadline,
+                            Some(Timer::IdleClose) => Event::IdleCloseDeadline,
+                            Some(Timer::HeadRead) => Event::HeadReadDeadline,
+                            Some(Timer::Idle) => Event::IdleDeadline,
+                            // No deadline: the far-away one passed; look again.
+                            None => Event::Spurious,
+                        },
+                    })
+            })
+            .await;
+            match event {
+                Event::Ended(error) => {
+                    if let Some(error) = error {
+                        tracing::debug!(connection = ctx.info.id(), %error, "connection ended with an error");
+                    }
                     break;
                 }
-            }
-            Event::HeadReadDeadline => {
-                if ctx.activity.is_idle()
-                    && header_read_timeout
-                        .is_some_and(|timeout| ctx.activity.last().elapsed() >= timeout)
-                {
-                    tracing::debug!(
-                        connection = ctx.info.id(),
-                        "no complete request head within the header read timeout"
-                    );
-                    break;
-                }
-            }
-            Event::IdleCloseDeadline => {
-                if ctx.activity.is_idle() {
-                    tracing::debug!(
-                        connection = ctx.info.id(),
-                        "dropping an idle connection that did not close when asked"
-                    );
-                    break;
-                }
-                // A stream the peer opened before the GOAWAY is still running: let it finish.
-                idle_close_deadline = conns
-                    .keep_alive_timeout
-                    .map(|timeout| deadline(std::time::Instant::now(), timeout));
-            }
-            Event::IdleDeadline => {
-                let idle_for = ctx.activity.last().elapsed();
-                if ctx.activity.is_idle()
-                    && conns
-                        .keep_alive_timeout
-                        .is_some_and(|timeout| idle_for >= timeout)
-                {
-                    tracing::debug!(connection = ctx.info.id(), "closing an idle connection");
+                Event::Drain => {
                     conn.graceful_shutdown();
                     closing = true;
+                }
+                Event::Force => break,
+                Event::Spurious => {}
+                Event::FirstByteDeadline => {
+                    // The flag was read when the timer was set: check again.
+                    if !ctx.activity.saw_bytes.load(Ordering::Acquire) {
+                        tracing::debug!(
+                            connection = ctx.info.id(),
+                            "no request within the header read timeout"
+                        );
+                        break;
+                    }
+                }
+                Event::HeadReadDeadline => {
+                    if ctx.activity.is_idle()
+                        && header_read_timeout
+                            .is_some_and(|timeout| ctx.activity.last().elapsed() >= timeout)
+                    {
+                        tracing::debug!(
+                            connection = ctx.info.id(),
+                            "no complete request head within the header read timeout"
+                        );
+                        break;
+                    }
+                }
+                Event::IdleCloseDeadline => {
+                    if ctx.activity.is_idle() {
+                        tracing::debug!(
+                            connection = ctx.info.id(),
+                            "dropping an idle connection that did not close when asked"
+                        );
+                        break;
+                    }
+                    // A stream the peer opened before the GOAWAY is still running: let it finish.
                     idle_close_deadline = conns
                         .keep_alive_timeout
                         .map(|timeout| deadline(std::time::Instant::now(), timeout));
+                }
+                Event::IdleDeadline => {
+                    let idle_for = ctx.activity.last().elapsed();
+                    if ctx.activity.is_idle()
+                        && conns
+                            .keep_alive_timeout
+                            .is_some_and(|timeout| idle_for >= timeout)
+                    {
+                        tracing::debug!(connection = ctx.info.id(), "closing an idle connection");
+                        conn.graceful_shutdown();
+                        closing = true;
+                        idle_close_deadline = conns
+                            .keep_alive_timeout
+                            .map(|timeout| deadline(std::time::Instant::now(), timeout));
+                    }
                 }
             }
         }

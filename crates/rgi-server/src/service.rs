@@ -243,27 +243,43 @@ struct AccessLine {
     client: rgi::SocketAddress,
 }
 
+/// The parts of an exchange's log that only some servers use: the access log line
+/// (`--access-log`) and the request ID (`--request-id`).
+#[derive(Debug)]
+struct LogExtras {
+    line: Option<AccessLine>,
+    request_id: Option<HeaderValue>,
+}
+
 /// What the access log line of one exchange says; it also marks the request as in flight.
 #[derive(Debug)]
 pub(crate) struct ExchangeLog {
-    // Boxed: only with the access log on; it keeps the exchange's state small otherwise.
-    line: Option<Box<AccessLine>>,
+    // Boxed: only with the access log or request IDs on; inline they would make every
+    // request's state (and hyper's two slots of its size in every connection) larger.
+    extras: Option<Box<LogExtras>>,
     method: Method,
     target: LogTarget,
     version: Version,
     status: StatusCode,
-    // Boxed: only with request IDs on (`--request-id`); inline it would make every request's
-    // state larger by a whole header value.
-    request_id: Option<Box<HeaderValue>>,
-    /// The connection's id (`HTTP-CONN-6`), so that failures can be correlated (`SRV-LOG-1`).
-    connection: u64,
+    /// The connection (its id correlates failures, `HTTP-CONN-6`, `SRV-LOG-1`); holding it
+    /// marks the request as in flight.
     _active: ActiveGuard,
 }
 
 impl ExchangeLog {
     /// The request's method, target and connection id, for failure logs (`SRV-LOG-1`).
     pub(crate) fn context(&self) -> (&Method, &LogTarget, u64) {
-        (&self.method, &self.target, self.connection)
+        (&self.method, &self.target, self.connection())
+    }
+
+    /// The connection's id (`HTTP-CONN-6`).
+    pub(crate) fn connection(&self) -> u64 {
+        self._active.0.info.id()
+    }
+
+    /// The request's ID (`--request-id`).
+    fn request_id(&self) -> Option<&HeaderValue> {
+        self.extras.as_ref()?.request_id.as_ref()
     }
 
     /// Whether the server is cutting exchanges short (the graceful deadline passed).
@@ -278,7 +294,7 @@ impl ExchangeLog {
 
     /// Writes the access log line.
     pub(crate) fn finish(self, bytes: u64, outcome: rgi::Outcome) {
-        let Some(line) = &self.line else {
+        let Some(line) = self.extras.as_ref().and_then(|extras| extras.line.as_ref()) else {
             return;
         };
         let outcome = match outcome {
@@ -288,7 +304,7 @@ impl ExchangeLog {
         };
         let client = &line.client;
         let start = line.start;
-        if let Some(request_id) = &self.request_id {
+        if let Some(request_id) = self.request_id() {
             let request_id = String::from_utf8_lossy(request_id.as_bytes());
             tracing::info!(
                 target: "rgi_server::access",
@@ -387,13 +403,13 @@ impl<F: Future> Future for CatchUnwind<F> {
     }
 }
 
-/// The kind of upgrade a request asked for.
+/// The kind of upgrade a request asked for (boxed in [`Finish`]: rare, and inline it would
+/// make every request's state larger).
 enum UpgradeRequest {
-    None,
     /// A raw upgrade (HTTP/1.1 `Upgrade` or HTTP/2 extended CONNECT).
     Raw(hyper::upgrade::OnUpgrade),
     /// A WebSocket handshake; the request headers are kept for the handshake response.
-    WebSocket(hyper::upgrade::OnUpgrade, Box<HeaderMap>),
+    WebSocket(hyper::upgrade::OnUpgrade, HeaderMap),
 }
 
 /// What is needed after the application answered.
@@ -402,7 +418,7 @@ struct Finish {
     /// An HTTP/2 extended CONNECT.
     extended_connect: bool,
     version: Version,
-    upgrade: UpgradeRequest,
+    upgrade: Option<Box<UpgradeRequest>>,
     log: ExchangeLog,
 }
 
@@ -482,7 +498,7 @@ where
             )));
         };
         // Echoed in the response (`--request-id`); the exchange log holds the one copy.
-        let request_id = finish.log.request_id.as_deref().cloned();
+        let request_id = finish.log.request_id().cloned();
         let response = match output {
             Ok(Ok(response)) => finish_response(shared, finish, response, notifier),
             Ok(Err(error)) => error_response(finish, error.into(), notifier),
@@ -564,7 +580,7 @@ fn panic_response<B>(
     tracing::error!(
         method = %finish.log.method,
         path = %finish.log.target,
-        connection = finish.log.connection,
+        connection = finish.log.connection(),
         panic = %panic_message(panic),
         "the application panicked before its response head"
     );
@@ -582,7 +598,7 @@ fn error_response<B>(
             tracing::debug!(
                 method = %finish.log.method,
                 path = %finish.log.target,
-                connection = finish.log.connection,
+                connection = finish.log.connection(),
                 "the client went away while the application read the body"
             );
             notifier.client_gone();
@@ -605,7 +621,7 @@ fn error_response<B>(
             tracing::info!(
                 method = %finish.log.method,
                 path = %finish.log.target,
-                connection = finish.log.connection,
+                connection = finish.log.connection(),
                 error = %error_chain(error.as_ref()),
                 status = status.as_u16(),
                 "the application gave up on the request body"
@@ -616,7 +632,7 @@ fn error_response<B>(
             tracing::error!(
                 method = %finish.log.method,
                 path = %finish.log.target,
-                connection = finish.log.connection,
+                connection = finish.log.connection(),
                 error = %error_chain(error.as_ref()),
                 "the application failed before its response head"
             );
@@ -659,7 +675,7 @@ fn finish_response<A: App>(
             tracing::warn!(
                 header = name.as_str(),
                 path = %finish.log.target,
-                connection = finish.log.connection,
+                connection = finish.log.connection(),
                 "the application set a hop-by-hop header; the server removed it"
             );
             while response.headers_mut().remove(name).is_some() {}
@@ -678,10 +694,10 @@ fn finish_response<A: App>(
     let websocket = response
         .extensions_mut()
         .remove::<rgi::ws::WebSocketAccepted>();
-    let upgrade = std::mem::replace(&mut finish.upgrade, UpgradeRequest::None);
+    let upgrade = finish.upgrade.take().map(|upgrade| *upgrade);
     if switching {
         match (upgrade, raw, websocket) {
-            (UpgradeRequest::WebSocket(on_upgrade, request_headers), _, Some(accepted)) => {
+            (Some(UpgradeRequest::WebSocket(on_upgrade, request_headers)), _, Some(accepted)) => {
                 if let Some(handler) = accepted.take_handler() {
                     ws::complete_handshake(
                         &request_headers,
@@ -720,7 +736,7 @@ fn finish_response<A: App>(
                     return upgrade_response(finish, response, notifier);
                 }
             }
-            (UpgradeRequest::Raw(on_upgrade), Some(accepted), _) => {
+            (Some(UpgradeRequest::Raw(on_upgrade)), Some(accepted), _) => {
                 if let Some(handler) = accepted.take_handler() {
                     if finish.version < Version::HTTP_2 {
                         let protocol = HeaderValue::from_str(accepted.protocol()).ok();
@@ -756,7 +772,7 @@ fn finish_response<A: App>(
         tracing::error!(
             status = status.as_u16(),
             path = %finish.log.target,
-                connection = finish.log.connection,
+                connection = finish.log.connection(),
             "the application returned a status the server cannot send as a final response \
              (an interim status, above 599, or an upgrade without an accept marker)"
         );
@@ -773,7 +789,7 @@ fn finish_response<A: App>(
     if unsendable {
         tracing::error!(
             path = %finish.log.target,
-                connection = finish.log.connection,
+                connection = finish.log.connection(),
             "the application set a header value containing CR, LF or NUL"
         );
         return failure_response(finish, StatusCode::INTERNAL_SERVER_ERROR, notifier);
@@ -781,7 +797,7 @@ fn finish_response<A: App>(
     let Ok(declared) = declared_length(response.headers()) else {
         tracing::error!(
             path = %finish.log.target,
-                connection = finish.log.connection,
+                connection = finish.log.connection(),
             "the application set an invalid Content-Length"
         );
         return failure_response(finish, StatusCode::INTERNAL_SERVER_ERROR, notifier);
@@ -838,7 +854,7 @@ fn hands_over_to_hyper<B>(finish: &Finish, response: &mut Response<B>) -> bool {
     let marked = extensions.get::<hyper::upgrade::OnUpgrade>().is_some()
         && extensions.get::<rgi::upgrade::UpgradeAccepted>().is_none()
         && extensions.get::<rgi::ws::WebSocketAccepted>().is_none();
-    let offered = !matches!(finish.upgrade, UpgradeRequest::None);
+    let offered = finish.upgrade.is_some();
     if marked && offered {
         response
             .extensions_mut()
@@ -857,7 +873,7 @@ fn hyper_upgrade_response<B>(
     notifier: DisconnectNotifier,
 ) -> Response<ResponseBody<B>> {
     // Dropping the server's clone never cancels the upgrade: all clones share it.
-    finish.upgrade = UpgradeRequest::None;
+    finish.upgrade = None;
     if finish.version >= Version::HTTP_2 {
         // Connection-specific fields do not exist on HTTP/2 (RFC 9113 §8.2.2).
         for name in &rgi::fields::CONNECTION_SPECIFIC {
@@ -1072,19 +1088,17 @@ pub(crate) fn serve_request<A: App>(
         }
     }
 
+    let line = shared.access_log.then(|| AccessLine {
+        start: Instant::now(),
+        client: info.peer().clone(),
+    });
     let log = ExchangeLog {
-        line: shared.access_log.then(|| {
-            Box::new(AccessLine {
-                start: Instant::now(),
-                client: info.peer().clone(),
-            })
-        }),
+        extras: (line.is_some() || request_id.is_some())
+            .then(|| Box::new(LogExtras { line, request_id })),
         method: parts.method.clone(),
         target: LogTarget::of(&parts.uri),
         version,
         status: StatusCode::OK,
-        request_id: request_id.map(Box::new),
-        connection: info.id(),
         _active: active,
     };
     let (disconnect, notifier) = conn.activity.disconnects.pair();
@@ -1144,7 +1158,7 @@ pub(crate) fn serve_request<A: App>(
         None
     };
     if let Some(status) = early_status.or(rejection.as_ref().map(|r| r.status())) {
-        let request_id = log.request_id.as_deref().cloned();
+        let request_id = log.request_id().cloned();
         let mut response = plain_response(status, version, head, Some(notifier), Some(log));
         if let Some(rejection) = rejection {
             for (name, value) in rejection.headers() {
@@ -1186,7 +1200,7 @@ pub(crate) fn serve_request<A: App>(
     } else {
         None
     };
-    let mut upgrade = UpgradeRequest::None;
+    let mut upgrade = None;
     if let Some(protocols) = asked_protocols.filter(|p| !p.is_empty()) {
         // hyper's own `OnUpgrade` stays in the extensions (compatibility extension); the
         // server keeps a clone to run the application's handler.
@@ -1194,14 +1208,16 @@ pub(crate) fn serve_request<A: App>(
             match ws::websocket_offer(&parts.method, version, &parts.headers, protocol.as_deref()) {
                 Some(offer) => {
                     parts.extensions.insert(offer);
-                    upgrade =
-                        UpgradeRequest::WebSocket(on_upgrade, Box::new(parts.headers.clone()));
+                    upgrade = Some(Box::new(UpgradeRequest::WebSocket(
+                        on_upgrade,
+                        parts.headers.clone(),
+                    )));
                 }
                 None => {
                     parts
                         .extensions
                         .insert(rgi::upgrade::OnUpgrade::new(version, protocols));
-                    upgrade = UpgradeRequest::Raw(on_upgrade);
+                    upgrade = Some(Box::new(UpgradeRequest::Raw(on_upgrade)));
                 }
             }
         }
@@ -1250,7 +1266,7 @@ pub(crate) fn serve_request<A: App>(
             app: Some(app),
         },
         Err(panic) => {
-            let request_id = finish.log.request_id.as_deref().cloned();
+            let request_id = finish.log.request_id().cloned();
             let mut response = panic_response(finish, &*panic, notifier);
             echo_request_id(&mut response, request_id);
             CallFuture {

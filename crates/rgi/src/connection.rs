@@ -204,7 +204,9 @@ struct Inner {
     scheme: Scheme,
     // Boxed: most connections are plain, and this is part of every connection's state.
     tls: Option<Box<TlsInfo>>,
-    transport: Option<(SocketAddress, Scheme)>,
+    // Boxed: only requests forwarded by a trusted proxy have it, and inline it would make
+    // every connection's state larger by a whole address.
+    transport: Option<Box<(SocketAddress, Scheme)>>,
 }
 
 impl ConnectionInfo {
@@ -260,7 +262,7 @@ impl ConnectionInfo {
     pub fn with_forwarded(mut self, peer: Option<SocketAddress>, scheme: Option<Scheme>) -> Self {
         let inner = self.inner_mut();
         if inner.transport.is_none() {
-            inner.transport = Some((inner.peer.clone(), inner.scheme));
+            inner.transport = Some(Box::new((inner.peer.clone(), inner.scheme)));
         }
         if let Some(peer) = peer {
             inner.peer = peer;
@@ -296,7 +298,7 @@ impl ConnectionInfo {
         self.inner
             .transport
             .as_ref()
-            .map_or(&self.inner.peer, |(peer, _)| peer)
+            .map_or(&self.inner.peer, |transport| &transport.0)
     }
 
     /// This hop's scheme, whatever a proxy forwarded.
@@ -304,7 +306,7 @@ impl ConnectionInfo {
         self.inner
             .transport
             .as_ref()
-            .map_or(self.inner.scheme, |(_, scheme)| *scheme)
+            .map_or(self.inner.scheme, |transport| transport.1)
     }
 
     /// Whether the client address or scheme came from a trusted proxy's headers.
