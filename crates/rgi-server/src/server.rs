@@ -791,39 +791,42 @@ fn spawn_connection<A, Io>(
     let info = ConnectionInfo::new(local, peer, Scheme::Http).with_id(id);
     let shared = shared.clone();
     let conns = conns.clone();
+    let held = Held(token, permit);
+    let Some(acceptor) = conns.tls.clone() else {
+        // The task is the connection's drive itself (nothing around it to keep).
+        let ctx = ConnState::new(info, trust_proxy, conns.force.clone());
+        tokio::spawn(drive(shared, ctx, conns, io, None, held));
+        return;
+    };
     tokio::spawn(async move {
-        let ctx = |info| ConnState::new(info, trust_proxy, conns.force.clone());
-        match &conns.tls {
-            None => drive(&shared, ctx(info), &conns, io, None).await,
-            // Boxed: the TLS state is large, and a plain connection's task must not carry it.
-            Some(acceptor) => {
-                Box::pin(async {
-                    let mut force = conns.force.clone();
-                    let handshake =
-                        tokio::time::timeout(conns.handshake_timeout, acceptor.accept(io));
-                    let stream = tokio::select! {
-                        result = handshake => result,
-                        _ = force.wait_for(|forced| *forced) => return,
-                    };
-                    match stream {
-                        Ok(Ok(stream)) => {
-                            let tls = stream.get_ref().1;
-                            let info = info.with_tls(crate::tls::info(tls));
-                            let alpn = crate::tls::negotiated_protocol(tls);
-                            drive(&shared, ctx(info), &conns, stream, alpn).await;
-                        }
-                        Ok(Err(error)) => tracing::debug!(%error, "TLS handshake failed"),
-                        Err(_) => tracing::debug!("TLS handshake timed out"),
-                    }
-                })
-                .await;
+        let mut force = conns.force.clone();
+        let handshake = tokio::time::timeout(conns.handshake_timeout, acceptor.accept(io));
+        let stream = tokio::select! {
+            result = handshake => result,
+            _ = force.wait_for(|forced| *forced) => return,
+        };
+        match stream {
+            Ok(Ok(stream)) => {
+                let tls = stream.get_ref().1;
+                let info = info.with_tls(crate::tls::info(tls));
+                let alpn = crate::tls::negotiated_protocol(tls);
+                let ctx = ConnState::new(info, trust_proxy, conns.force.clone());
+                // Boxed: the TLS handshake's state is large, and must not stay reserved in
+                // the task for the connection's life.
+                Box::pin(drive(shared, ctx, conns.clone(), stream, alpn, held)).await;
             }
+            Ok(Err(error)) => tracing::debug!(%error, "TLS handshake failed"),
+            Err(_) => tracing::debug!("TLS handshake timed out"),
         }
-        // Held for the connection's life: the drain waits for the token, and the permit
-        // counts the connection against the limit.
-        drop((token, permit));
     });
 }
+
+/// What a connection holds for its whole life: the drain waits for the token, and the permit
+/// counts the connection against `--max-connections`. Only ever dropped.
+struct Held(
+    #[allow(dead_code)] TrackToken,
+    #[allow(dead_code)] OwnedSemaphorePermit,
+);
 
 /// Serves one connection until it ends, shutdown drains it, or shutdown is forced. `alpn` is
 /// the protocol TLS negotiated, if any: it is then served without looking at the first bytes
@@ -831,18 +834,21 @@ fn spawn_connection<A, Io>(
 // Not an `async fn`: its arguments would be kept twice in the connection's task (an `async
 // fn` moves them into locals, and their first places stay reserved).
 #[allow(clippy::manual_async_fn)]
-fn drive<'a, A, Io>(
-    shared: &'a Arc<AppContext<A>>,
+fn drive<A, Io>(
+    shared: Arc<AppContext<A>>,
     ctx: Arc<ConnState>,
-    conns: &'a ConnShared,
+    conns: Arc<ConnShared>,
     mut io: Io,
     alpn: Option<Protocol>,
-) -> impl Future<Output = ()> + Send + 'a
+    held: Held,
+) -> impl Future<Output = ()> + Send + 'static
 where
     A: App,
     Io: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     async move {
+        // Moved in, so the connection holds them until it ends.
+        let _ = &held;
         let service = {
             let (shared, ctx) = (shared.clone(), ctx.clone());
             hyper::service::service_fn(move |req| serve_request(&shared, &ctx, req))
@@ -856,8 +862,7 @@ where
         // bytes arrive, the loop below enforces that timeout for every HTTP/1 request head.
         // One timer, reset to the earliest of the connection's deadlines (a timer per deadline
         // would make every idle connection larger).
-        let first_byte_deadline = deadline(ctx.activity.origin(), conns.handshake_timeout);
-        let mut sleep = std::pin::pin!(tokio::time::sleep_until(first_byte_deadline));
+        let mut sleep = std::pin::pin!(tokio::time::sleep_until(conns.first_byte_deadline(&ctx)));
         let prefix = if alpn.is_none() && conns.builders.needs_sniffing() {
             let mut read = std::pin::pin!(Prefix::read(&mut io));
             gate.open();
@@ -898,43 +903,13 @@ where
         let io = FramingGuard::new(io, prefix, conns.max_head, ctx.clone(), allowed)
             .with_write_timeout(conns.write_timeout);
         let mut conn = conns.builders.serve(protocol, io, service);
-        // SRV-LIMIT-7 for HTTP/1: hyper's own header read timeout arms a boxed timer for every
-        // request head; the connection's one timer does it instead, from the end of the previous
-        // response (or the connection's start) while no request is in flight.
-        let header_read_timeout = conns
-            .header_read_timeout
-            .filter(|_| protocol == Protocol::Http1);
+        let http1 = protocol == Protocol::Http1;
         let mut closing = false;
         // When an idle connection was asked to close: the peer gets one more idle timeout to let
         // it (an HTTP/2 peer must acknowledge the GOAWAY's PING), then it is dropped (`SRV-LIMIT-8`).
         let mut idle_close_deadline = None;
         loop {
-            // Measured from the end of the last request while idle; while a request is in flight
-            // the timer is re-armed a whole timeout ahead and checked again when it fires.
-            let base = if ctx.activity.is_idle() {
-                ctx.activity.last()
-            } else {
-                std::time::Instant::now()
-            };
-            let idle_deadline = conns
-                .keep_alive_timeout
-                .map(|timeout| deadline(base, timeout));
-            let head_deadline = header_read_timeout.map(|timeout| deadline(base, timeout));
-            let saw_bytes = ctx.activity.saw_bytes.load(Ordering::Acquire);
-            let timers = [
-                (!saw_bytes).then_some((first_byte_deadline, Timer::FirstByte)),
-                idle_close_deadline.map(|at| (at, Timer::IdleClose)),
-                idle_deadline
-                    .filter(|_| !closing)
-                    .map(|at| (at, Timer::Idle)),
-                head_deadline.map(|at| (at, Timer::HeadRead)),
-            ];
-            let earliest = timers.into_iter().flatten().min_by_key(|(at, _)| *at);
-            let timer = earliest.map(|(_, kind)| kind);
-            let at = earliest.map_or_else(
-                || deadline(std::time::Instant::now(), Duration::MAX),
-                |(at, _)| at,
-            );
+            let (timer, at) = conns.next_deadline(&ctx, http1, closing, idle_close_deadline);
             if sleep.deadline() != at {
                 sleep.as_mut().reset(at);
             }
@@ -984,7 +959,8 @@ where
                 }
                 Event::HeadReadDeadline => {
                     if ctx.activity.is_idle()
-                        && header_read_timeout
+                        && conns
+                            .header_read_timeout
                             .is_some_and(|timeout| ctx.activity.last().elapsed() >= timeout)
                     {
                         tracing::debug!(
@@ -1028,6 +1004,52 @@ where
 }
 
 impl ConnShared {
+    /// When a connection that sent no byte yet is dropped (the header read timeout).
+    fn first_byte_deadline(&self, conn: &ConnState) -> tokio::time::Instant {
+        deadline(conn.activity.origin(), self.handshake_timeout)
+    }
+
+    /// The earliest of a connection's deadlines, and which it is (`None`: there is none, and
+    /// the instant is decades away). Idle and head deadlines are measured from the end of the
+    /// last request while idle; while a request is in flight the timer is set a whole timeout
+    /// ahead and checked again when it fires. `idle_close` is set once an idle connection was
+    /// asked to close.
+    fn next_deadline(
+        &self,
+        conn: &ConnState,
+        http1: bool,
+        closing: bool,
+        idle_close: Option<tokio::time::Instant>,
+    ) -> (Option<Timer>, tokio::time::Instant) {
+        let base = if conn.activity.is_idle() {
+            conn.activity.last()
+        } else {
+            std::time::Instant::now()
+        };
+        let idle = self
+            .keep_alive_timeout
+            .filter(|_| !closing)
+            .map(|timeout| deadline(base, timeout));
+        // SRV-LIMIT-7 for HTTP/1: hyper's own header read timeout arms a boxed timer for every
+        // request head; the connection's one timer does it instead, from the end of the
+        // previous response (or the connection's start) while no request is in flight.
+        let head = self
+            .header_read_timeout
+            .filter(|_| http1)
+            .map(|timeout| deadline(base, timeout));
+        let saw_bytes = conn.activity.saw_bytes.load(Ordering::Acquire);
+        let timers = [
+            (!saw_bytes).then(|| (self.first_byte_deadline(conn), Timer::FirstByte)),
+            idle_close.map(|at| (at, Timer::IdleClose)),
+            idle.map(|at| (at, Timer::Idle)),
+            head.map(|at| (at, Timer::HeadRead)),
+        ];
+        match timers.into_iter().flatten().min_by_key(|(at, _)| *at) {
+            Some((at, timer)) => (Some(timer), at),
+            None => (None, deadline(std::time::Instant::now(), Duration::MAX)),
+        }
+    }
+
     /// Whether the server began its shutdown.
     fn shutdown_began(&self) -> bool {
         *self.graceful.borrow() || *self.force.borrow()
