@@ -160,6 +160,27 @@ pub(crate) enum AbortReason {
     DataAfterTrailers,
 }
 
+/// The parts of a response body that few responses need, boxed together.
+#[derive(Debug, Default)]
+struct Rare {
+    /// A body the server made (error pages).
+    server_made: Option<Bytes>,
+    /// The application's trailers, held back until its body ends.
+    held_trailers: Option<http::HeaderMap>,
+    /// An abort held back for one poll, so that hyper flushes what it buffered (the head,
+    /// earlier chunks) before it sees the error and closes (`HTTP-RESP-1`).
+    deferred: Option<AbortReason>,
+}
+
+/// [`ResponseBody`]'s stored length when no `Content-Length` was declared. A declared
+/// length this large cannot be sent (hyper refuses it), so it never stands for one.
+const UNDECLARED: u64 = u64::MAX;
+
+/// The declared length a stored value stands for.
+fn declared(stored: u64) -> Option<u64> {
+    (stored != UNDECLARED).then_some(stored)
+}
+
 pin_project_lite::pin_project! {
     /// The response body handed to hyper: the application's body (or a body the server made),
     /// with the framing rules of the spec enforced and the exchange's end reported.
@@ -174,20 +195,15 @@ pin_project_lite::pin_project! {
     pub(crate) struct ResponseBody<B> {
         #[pin]
         inner: Option<B>,
-        // Boxed: server-made bodies (error pages) are rare, and the body lives in hyper's
-        // state for the whole response (and in a slot of its size for each connection).
-        server_made: Option<Box<Bytes>>,
+        // Boxed, and only when needed: the body lives in hyper's state for the whole response
+        // (and in a slot of its size for each connection).
+        rare: Option<Box<Rare>>,
         no_body: bool,
-        declared: Option<u64>,
+        // The declared length; `UNDECLARED` when there is none (see `declared`).
+        declared: u64,
         sent: u64,
-        // Boxed: trailers are rare, and the body lives in hyper's state for the whole response.
-        held_trailers: Option<Box<http::HeaderMap>>,
         done: bool,
         aborted: bool,
-        // An abort held back for one poll, so that hyper flushes what it buffered (the head,
-        // earlier chunks) before it sees the error and closes (`HTTP-RESP-1`).
-        // Boxed: rare, and the body lives in hyper's state for the whole response.
-        deferred: Option<Box<AbortReason>>,
         ended: AtomicBool,
         notifier: Option<DisconnectNotifier>,
         log: Option<ExchangeLog>,
@@ -199,7 +215,7 @@ pin_project_lite::pin_project! {
             let complete = !*this.aborted
                 && (*this.done
                     || this.ended.load(Ordering::Acquire)
-                    || this.declared.is_some_and(|declared| declared == *this.sent));
+                    || declared(*this.declared).is_some_and(|declared| declared == *this.sent));
             let forced = this.log.as_ref().is_some_and(|log| log.is_forced());
             let outcome = if *this.aborted || (!complete && forced) {
                 Outcome::Aborted
@@ -234,14 +250,13 @@ impl<B> ResponseBody<B> {
     ) -> Self {
         Self {
             inner: Some(body),
-            server_made: None,
+            rare: None,
             no_body,
-            declared,
+            // The service never declares `UNDECLARED` (no body can be that long).
+            declared: declared.unwrap_or(UNDECLARED),
             sent: 0,
-            held_trailers: None,
             done: false,
             aborted: false,
-            deferred: None,
             ended: AtomicBool::new(false),
             notifier: Some(notifier),
             log,
@@ -257,14 +272,17 @@ impl<B> ResponseBody<B> {
     ) -> Self {
         Self {
             inner: None,
-            declared: Some(if no_body { 0 } else { bytes.len() as u64 }),
-            server_made: (!no_body && !bytes.is_empty()).then(|| Box::new(bytes)),
+            declared: if no_body { 0 } else { bytes.len() as u64 },
+            rare: (!no_body && !bytes.is_empty()).then(|| {
+                Box::new(Rare {
+                    server_made: Some(bytes),
+                    ..Rare::default()
+                })
+            }),
             no_body,
             sent: 0,
-            held_trailers: None,
             done: false,
             aborted: false,
-            deferred: None,
             ended: AtomicBool::new(false),
             notifier,
             log,
@@ -285,8 +303,8 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, AbortReason>>> {
         let mut this = self.project();
-        if let Some(reason) = this.deferred.take() {
-            return Poll::Ready(Some(Err(*reason)));
+        if let Some(reason) = this.rare.as_mut().and_then(|rare| rare.deferred.take()) {
+            return Poll::Ready(Some(Err(reason)));
         }
         if *this.done || *this.no_body {
             *this.done = true;
@@ -295,8 +313,8 @@ where
         }
         let Some(inner) = this.inner.as_mut().as_pin_mut() else {
             *this.done = true;
-            return Poll::Ready(this.server_made.take().map(|bytes| {
-                let bytes = *bytes;
+            let server_made = this.rare.as_mut().and_then(|rare| rare.server_made.take());
+            return Poll::Ready(server_made.map(|bytes| {
                 *this.sent += bytes.len() as u64;
                 Ok(Frame::data(bytes))
             }));
@@ -311,7 +329,7 @@ where
                     break Err(AbortReason::Panic(crate::service::panic_message(&*panic)));
                 }
                 Ok(Poll::Pending) => return Poll::Pending,
-                Ok(Poll::Ready(None)) => match *this.declared {
+                Ok(Poll::Ready(None)) => match declared(*this.declared) {
                     Some(declared) if *this.sent < declared => {
                         break Err(AbortReason::TooShort {
                             declared,
@@ -321,7 +339,10 @@ where
                     _ => {
                         // The end: the trailers held back (if any) are the last frame.
                         *this.done = true;
-                        let mut trailers = this.held_trailers.take().map(|boxed| *boxed);
+                        let mut trailers = this
+                            .rare
+                            .as_mut()
+                            .and_then(|rare| rare.held_trailers.take());
                         if let Some(trailers) = trailers.as_mut() {
                             if strip_forbidden_trailers(trailers) {
                                 tracing::warn!(
@@ -336,14 +357,17 @@ where
                 },
                 Ok(Poll::Ready(Some(Err(error)))) => break Err(AbortReason::Body(error.into())),
                 Ok(Poll::Ready(Some(Ok(frame)))) => {
-                    if this.held_trailers.is_some() {
+                    if this
+                        .rare
+                        .as_ref()
+                        .is_some_and(|rare| rare.held_trailers.is_some())
+                    {
                         break Err(AbortReason::DataAfterTrailers);
                     }
                     match frame.into_data() {
                         Ok(data) => {
                             let len = data.len() as u64;
-                            if let Some(declared) = this
-                                .declared
+                            if let Some(declared) = declared(*this.declared)
                                 .filter(|declared| *this.sent + len > *declared)
                             {
                                 break Err(AbortReason::TooLong { declared });
@@ -355,7 +379,7 @@ where
                             if let Ok(trailers) = frame.into_trailers() {
                                 // Held back until the body ends: a frame after the trailers
                                 // must abort the response, not follow them.
-                                *this.held_trailers = Some(Box::new(trailers));
+                                this.rare.get_or_insert_default().held_trailers = Some(trailers);
                             }
                         }
                     }
@@ -385,7 +409,7 @@ where
                 // the connection without flushing when the body fails: one `Pending` first
                 // lets it flush them, so the client sees the one head it is owed and the data
                 // sent so far before the abort.
-                *this.deferred = Some(Box::new(reason));
+                this.rare.get_or_insert_default().deferred = Some(reason);
                 cx.waker().wake_by_ref();
                 Poll::Pending
             }
@@ -393,18 +417,19 @@ where
     }
 
     fn is_end_stream(&self) -> bool {
-        if self.deferred.is_some() {
+        let rare = self.rare.as_deref();
+        if rare.is_some_and(|rare| rare.deferred.is_some()) {
             return false;
         }
         let end = self.done
             || self.no_body
             || match &self.inner {
                 Some(inner) => {
-                    self.held_trailers.is_none()
+                    rare.is_none_or(|rare| rare.held_trailers.is_none())
                         && inner.is_end_stream()
-                        && self.declared.is_none_or(|d| d == self.sent)
+                        && declared(self.declared).is_none_or(|d| d == self.sent)
                 }
-                None => self.server_made.is_none(),
+                None => rare.is_none_or(|rare| rare.server_made.is_none()),
             };
 
         if end && !self.aborted {
@@ -414,18 +439,22 @@ where
     }
 
     fn size_hint(&self) -> SizeHint {
-        if self.deferred.is_some() {
+        let rare = self.rare.as_deref();
+        if rare.is_some_and(|rare| rare.deferred.is_some()) {
             return SizeHint::new();
         }
         if self.no_body || self.done {
             return SizeHint::with_exact(0);
         }
-        if let Some(declared) = self.declared {
+        if let Some(declared) = declared(self.declared) {
             return SizeHint::with_exact(declared.saturating_sub(self.sent));
         }
         match &self.inner {
             Some(inner) => inner.size_hint(),
-            None => SizeHint::with_exact(self.server_made.as_ref().map_or(0, |b| b.len() as u64)),
+            None => SizeHint::with_exact(
+                rare.and_then(|rare| rare.server_made.as_ref())
+                    .map_or(0, |bytes| bytes.len() as u64),
+            ),
         }
     }
 }

@@ -598,7 +598,7 @@ fn error_response<B>(
             tracing::debug!(
                 method = %finish.log.method,
                 path = %finish.log.target,
-                connection = finish.log.connection(),
+            connection = finish.log.connection(),
                 "the client went away while the application read the body"
             );
             notifier.client_gone();
@@ -621,7 +621,7 @@ fn error_response<B>(
             tracing::info!(
                 method = %finish.log.method,
                 path = %finish.log.target,
-                connection = finish.log.connection(),
+            connection = finish.log.connection(),
                 error = %error_chain(error.as_ref()),
                 status = status.as_u16(),
                 "the application gave up on the request body"
@@ -632,7 +632,7 @@ fn error_response<B>(
             tracing::error!(
                 method = %finish.log.method,
                 path = %finish.log.target,
-                connection = finish.log.connection(),
+            connection = finish.log.connection(),
                 error = %error_chain(error.as_ref()),
                 "the application failed before its response head"
             );
@@ -675,7 +675,7 @@ fn finish_response<A: App>(
             tracing::warn!(
                 header = name.as_str(),
                 path = %finish.log.target,
-                connection = finish.log.connection(),
+            connection = finish.log.connection(),
                 "the application set a hop-by-hop header; the server removed it"
             );
             while response.headers_mut().remove(name).is_some() {}
@@ -772,7 +772,7 @@ fn finish_response<A: App>(
         tracing::error!(
             status = status.as_u16(),
             path = %finish.log.target,
-                connection = finish.log.connection(),
+            connection = finish.log.connection(),
             "the application returned a status the server cannot send as a final response \
              (an interim status, above 599, or an upgrade without an accept marker)"
         );
@@ -789,7 +789,7 @@ fn finish_response<A: App>(
     if unsendable {
         tracing::error!(
             path = %finish.log.target,
-                connection = finish.log.connection(),
+            connection = finish.log.connection(),
             "the application set a header value containing CR, LF or NUL"
         );
         return failure_response(finish, StatusCode::INTERNAL_SERVER_ERROR, notifier);
@@ -797,7 +797,7 @@ fn finish_response<A: App>(
     let Ok(declared) = declared_length(response.headers()) else {
         tracing::error!(
             path = %finish.log.target,
-                connection = finish.log.connection(),
+            connection = finish.log.connection(),
             "the application set an invalid Content-Length"
         );
         return failure_response(finish, StatusCode::INTERNAL_SERVER_ERROR, notifier);
@@ -808,7 +808,10 @@ fn finish_response<A: App>(
             status,
             StatusCode::NO_CONTENT | StatusCode::RESET_CONTENT | StatusCode::NOT_MODIFIED
         );
-    let declared = declared.or_else(|| response.body().size_hint().exact());
+    let declared = declared.or_else(|| {
+        // A hint of u64::MAX bytes is no length any body has: sent as unknown.
+        (response.body().size_hint().exact()).filter(|&length| length < u64::MAX)
+    });
     match status {
         // HTTP-FRAME-7, RFC 9110 §8.6: never a length on a `204`, whatever the method.
         StatusCode::NO_CONTENT => {
@@ -921,7 +924,11 @@ fn declared_length(headers: &HeaderMap) -> Result<Option<u64>, ()> {
     if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
         return Err(());
     }
-    text.parse::<u64>().map(Some).map_err(|_| ())
+    // u64::MAX bytes can never be sent (and hyper refuses the length).
+    match text.parse::<u64>() {
+        Ok(length) if length < u64::MAX => Ok(Some(length)),
+        _ => Err(()),
+    }
 }
 
 /// Whether a header value lists `token` (comma-separated, case-insensitive).
@@ -1282,7 +1289,34 @@ pub(crate) fn serve_request<A: App>(
 
 #[cfg(test)]
 mod tests {
-    use super::{LogTarget, has_cr_lf_or_nul, valid_host};
+    use super::{LogTarget, declared_length, has_cr_lf_or_nul, valid_host};
+
+    /// CORE-ERR-6: an application's `content-length` is one decimal length the server can send
+    /// (u64::MAX bytes never can); anything else is a `500`.
+    #[test]
+    fn declared_lengths() {
+        let with = |values: &[&str]| {
+            let mut headers = http::HeaderMap::new();
+            for value in values {
+                headers.append(http::header::CONTENT_LENGTH, value.parse().unwrap());
+            }
+            declared_length(&headers)
+        };
+        assert_eq!(with(&[]), Ok(None));
+        assert_eq!(with(&["0"]), Ok(Some(0)));
+        assert_eq!(with(&["18446744073709551614"]), Ok(Some(u64::MAX - 1)));
+        for bad in [
+            &["18446744073709551615"][..],
+            &["18446744073709551616"],
+            &["-1"],
+            &["+5"],
+            &["1 2"],
+            &[""],
+            &["5", "5"],
+        ] {
+            assert_eq!(with(bad), Err(()), "{bad:?}");
+        }
+    }
 
     /// SRV-LOG-1: failure logs name the request's target.
     #[test]
