@@ -606,6 +606,13 @@ const MAX_FLUSHES_PUT_OFF: u8 = 4;
 /// The HTTP/2 connection preface (RFC 9113 §3.4).
 pub(crate) const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
+/// The connection's first bytes, read to choose the protocol, and how many were replayed.
+#[derive(Debug)]
+struct Replay {
+    prefix: crate::protocol::Prefix,
+    pos: u8,
+}
+
 /// The preface's length, as the guard counts it.
 const PREFACE_LEN: u8 = PREFACE.len() as u8;
 
@@ -646,8 +653,8 @@ pin_project_lite::pin_project! {
         // How many flushes of held bytes were put off in a row (see `poll_flush`).
         flushes_put_off: u8,
         // The connection's first bytes, read to choose the protocol: replayed first.
-        prefix: crate::protocol::Prefix,
-        prefix_pos: u8,
+        // Boxed, and dropped once replayed: every HTTP/1 connection has a guard.
+        prefix: Option<Box<Replay>>,
         // Set once a malformed body of a request already handed to the application was cut
         // off: every read from then on fails, and hyper closes the connection.
         failed: bool,
@@ -675,8 +682,7 @@ impl<Io> FramingGuard<Io> {
             eof_deferred: false,
             held: Vec::new(),
             flushes_put_off: 0,
-            prefix,
-            prefix_pos: 0,
+            prefix: (prefix.len() > 0).then(|| Box::new(Replay { prefix, pos: 0 })),
             sniffed: if allowed == Allowed::Both {
                 PREFACE_LEN
             } else {
@@ -736,12 +742,16 @@ impl<Io: AsyncRead + AsyncWrite> AsyncRead for FramingGuard<Io> {
         } else {
             usize::MAX
         };
-        let pos = usize::from(*this.prefix_pos);
-        let result = if pos < this.prefix.len() {
-            let rest = &this.prefix.as_bytes()[pos..];
+        let result = if let Some(replay) = this.prefix.as_mut() {
+            let pos = usize::from(replay.pos);
+            let rest = &replay.prefix.as_bytes()[pos..];
             let n = rest.len().min(buf.remaining());
             buf.put_slice(&rest[..n]);
-            *this.prefix_pos = byte(pos + n);
+            if n == rest.len() {
+                *this.prefix = None;
+            } else {
+                replay.pos = byte(pos + n);
+            }
             if buf.remaining() > 0 {
                 // The bytes that follow, in the same read: hyper then sees the first head
                 // whole, and does not grow its read buffer for the few replayed bytes. An
@@ -787,7 +797,6 @@ impl<Io: AsyncRead + AsyncWrite> AsyncRead for FramingGuard<Io> {
             if !fresh.is_empty() {
                 this.scanner
                     .conn
-                    .activity
                     .saw_bytes
                     .store(true, std::sync::atomic::Ordering::Release);
             }

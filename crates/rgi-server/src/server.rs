@@ -949,7 +949,7 @@ where
                 Event::Spurious => {}
                 Event::FirstByteDeadline => {
                     // The flag was read when the timer was set: check again.
-                    if !ctx.activity.saw_bytes.load(Ordering::Acquire) {
+                    if !ctx.saw_bytes.load(Ordering::Acquire) {
                         tracing::debug!(
                             connection = ctx.info.id(),
                             "no request within the header read timeout"
@@ -1037,7 +1037,7 @@ impl ConnShared {
             .header_read_timeout
             .filter(|_| http1)
             .map(|timeout| deadline(base, timeout));
-        let saw_bytes = conn.activity.saw_bytes.load(Ordering::Acquire);
+        let saw_bytes = conn.saw_bytes.load(Ordering::Acquire);
         let timers = [
             (!saw_bytes).then(|| (self.first_byte_deadline(conn), Timer::FirstByte)),
             idle_close.map(|at| (at, Timer::IdleClose)),

@@ -53,8 +53,6 @@ pub(crate) struct Activity {
     origin: Instant,
     /// Set once the server cuts exchanges short (the graceful deadline passed).
     force: tokio::sync::watch::Receiver<bool>,
-    /// Whether the client sent any byte yet.
-    pub(crate) saw_bytes: std::sync::atomic::AtomicBool,
     in_flight: AtomicUsize,
     last_millis: AtomicU64,
     /// The connection's spare `Disconnect` signal: each request's signal is made from it when
@@ -67,7 +65,6 @@ impl Activity {
         Self {
             origin: Instant::now(),
             force,
-            saw_bytes: std::sync::atomic::AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
             last_millis: AtomicU64::new(0),
             disconnects: rgi::DisconnectPool::new(),
@@ -121,6 +118,8 @@ pub(crate) struct ConnState {
     pub(crate) info: ConnectionInfo,
     /// Whether the transport peer may send proxy headers.
     pub(crate) trust_proxy: bool,
+    /// Whether the client sent any byte yet.
+    pub(crate) saw_bytes: std::sync::atomic::AtomicBool,
     pub(crate) activity: Activity,
     /// The smuggling guard's verdicts, one per HTTP/1 request.
     pub(crate) verdicts: crate::framing::Verdicts,
@@ -138,6 +137,7 @@ impl ConnState {
         Arc::new(Self {
             info,
             trust_proxy,
+            saw_bytes: std::sync::atomic::AtomicBool::new(false),
             activity: Activity::new(force),
             verdicts: crate::framing::Verdicts::default(),
             gate: crate::gate::Flag::default(),
@@ -261,6 +261,10 @@ pub(crate) struct ExchangeLog {
     target: LogTarget,
     version: Version,
     status: StatusCode,
+    /// Whether the request is a `HEAD` (the exchange's framing).
+    head: bool,
+    /// Whether the request is an HTTP/2 extended CONNECT (the exchange's framing).
+    extended_connect: bool,
     /// The connection (its id correlates failures, `HTTP-CONN-6`, `SRV-LOG-1`); holding it
     /// marks the request as in flight.
     _active: ActiveGuard,
@@ -414,12 +418,42 @@ enum UpgradeRequest {
 
 /// What is needed after the application answered.
 struct Finish {
-    head: bool,
-    /// An HTTP/2 extended CONNECT.
-    extended_connect: bool,
-    version: Version,
     upgrade: Option<Box<UpgradeRequest>>,
+    /// Also holds the request's version and kind (kept there, where they fit in padding).
     log: ExchangeLog,
+}
+
+impl Finish {
+    /// Whether the request is a `HEAD`.
+    fn head(&self) -> bool {
+        self.log.head
+    }
+
+    /// Whether the request is an HTTP/2 extended CONNECT.
+    fn extended_connect(&self) -> bool {
+        self.log.extended_connect
+    }
+
+    /// The request's HTTP version.
+    fn version(&self) -> Version {
+        self.log.version
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// Where a [`CallFuture`] is.
+    #[project = StageProj]
+    enum Stage<F, B> {
+        /// Answered by the server without calling the application. Boxed: rare (rejections,
+        /// the health path), and inline it would make every request's future — which hyper
+        /// moves, and keeps a slot of that size for in every connection — larger by a whole
+        /// response.
+        Immediate { response: Option<Box<Response<ResponseBody<B>>>> },
+        /// The application's call.
+        Calling { #[pin] call: CatchUnwind<F> },
+        /// Answered.
+        Done,
+    }
 }
 
 pin_project_lite::pin_project! {
@@ -429,14 +463,11 @@ pin_project_lite::pin_project! {
     /// client-gone) before the application's future (`CORE-CANCEL-2`).
     pub(crate) struct CallFuture<F, A: App> {
         notifier: Option<DisconnectNotifier>,
-        // Boxed: rare (rejections, the health path), and inline it would make every request's
-        // future — which hyper moves and tokio copies — larger by a whole response.
-        immediate: Option<Box<Response<ResponseBody<A::Body>>>>,
         finish: Option<Finish>,
         #[pin]
-        call: Option<CatchUnwind<F>>,
-        // The application that `call` borrows (see `serve_request`). Declared after `call`,
-        // so it is dropped after it; never taken out.
+        stage: Stage<F, A::Body>,
+        // The application that the call in `stage` borrows (see `serve_request`). Declared
+        // after `stage`, so it is dropped after it; never taken out.
         app: Option<Arc<AppContext<A>>>,
     }
 
@@ -457,6 +488,20 @@ pin_project_lite::pin_project! {
     }
 }
 
+impl<F, A: App> CallFuture<F, A> {
+    /// A future that answers `response` without calling the application.
+    fn immediate(response: Response<ResponseBody<A::Body>>) -> Self {
+        Self {
+            notifier: None,
+            finish: None,
+            stage: Stage::Immediate {
+                response: Some(Box::new(response)),
+            },
+            app: None,
+        }
+    }
+}
+
 impl<F, A> Future for CallFuture<F, A>
 where
     A: App,
@@ -466,24 +511,23 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
-        if let Some(response) = this.immediate.take() {
-            return Poll::Ready(Ok(*response));
-        }
-        let Some(call) = this.call.as_mut().as_pin_mut() else {
+        let call = match this.stage.as_mut().project() {
+            StageProj::Calling { call } => call,
+            StageProj::Immediate { response } => {
+                if let Some(response) = response.take() {
+                    this.stage.set(Stage::Done);
+                    return Poll::Ready(Ok(*response));
+                }
+                return Poll::Ready(Ok(polled_after_completion()));
+            }
             // Polled after completion: hyper never does this. Answer, never panic.
-            return Poll::Ready(Ok(plain_response::<A::Body>(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                Version::HTTP_11,
-                false,
-                None,
-                None,
-            )));
+            StageProj::Done => return Poll::Ready(Ok(polled_after_completion())),
         };
         let output = match call.poll(cx) {
             Poll::Pending => return Poll::Pending,
             Poll::Ready(output) => output,
         };
-        this.call.set(None);
+        this.stage.set(Stage::Done);
         let (Some(notifier), Some(finish), Some(shared)) = (
             this.notifier.take(),
             this.finish.take(),
@@ -508,6 +552,17 @@ where
         echo_request_id(&mut response, request_id);
         Poll::Ready(Ok(response))
     }
+}
+
+/// The answer of a [`CallFuture`] polled again after it answered (hyper never does this).
+fn polled_after_completion<B>() -> Response<ResponseBody<B>> {
+    plain_response::<B>(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        Version::HTTP_11,
+        false,
+        None,
+        None,
+    )
 }
 
 /// Puts the request's ID into the response (`--request-id`), replacing one the application set.
@@ -563,8 +618,8 @@ fn failure_response<B>(
 ) -> Response<ResponseBody<B>> {
     plain_response(
         status,
-        finish.version,
-        finish.head,
+        finish.version(),
+        finish.head(),
         Some(notifier),
         Some(finish.log),
     )
@@ -604,8 +659,8 @@ fn error_response<B>(
             notifier.client_gone();
             let mut response = plain_response(
                 StatusCode::BAD_REQUEST,
-                finish.version,
-                finish.head,
+                finish.version(),
+                finish.head(),
                 None,
                 Some(finish.log),
             );
@@ -649,7 +704,7 @@ fn finish_response<A: App>(
     notifier: DisconnectNotifier,
 ) -> Response<ResponseBody<A::Body>> {
     let status = response.status();
-    let switching = if finish.version >= Version::HTTP_2 {
+    let switching = if finish.version() >= Version::HTTP_2 {
         status.is_success()
     } else {
         status == StatusCode::SWITCHING_PROTOCOLS
@@ -658,7 +713,7 @@ fn finish_response<A: App>(
         return hyper_upgrade_response(finish, response, notifier);
     }
     // RFC 9110 §15.5.22: a `426` lists the protocols to switch to in `upgrade` (`HTTP-RESP-5`).
-    let keep_upgrade = status == StatusCode::UPGRADE_REQUIRED && finish.version < Version::HTTP_2;
+    let keep_upgrade = status == StatusCode::UPGRADE_REQUIRED && finish.version() < Version::HTTP_2;
     // One pass over the (few) response fields first: the removals below hash every name.
     let hop_by_hop = response
         .headers()
@@ -701,7 +756,7 @@ fn finish_response<A: App>(
                 if let Some(handler) = accepted.take_handler() {
                     ws::complete_handshake(
                         &request_headers,
-                        finish.version,
+                        finish.version(),
                         response.headers_mut(),
                     );
                     let config = shared.ws.clone();
@@ -738,7 +793,7 @@ fn finish_response<A: App>(
             }
             (Some(UpgradeRequest::Raw(on_upgrade)), Some(accepted), _) => {
                 if let Some(handler) = accepted.take_handler() {
-                    if finish.version < Version::HTTP_2 {
+                    if finish.version() < Version::HTTP_2 {
                         let protocol = HeaderValue::from_str(accepted.protocol()).ok();
                         let headers = response.headers_mut();
                         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
@@ -768,7 +823,8 @@ fn finish_response<A: App>(
             _ => {}
         }
     }
-    if !(200..=599).contains(&status.as_u16()) || (finish.extended_connect && status.is_success()) {
+    if !(200..=599).contains(&status.as_u16()) || (finish.extended_connect() && status.is_success())
+    {
         tracing::error!(
             status = status.as_u16(),
             path = %finish.log.target,
@@ -803,7 +859,7 @@ fn finish_response<A: App>(
         return failure_response(finish, StatusCode::INTERNAL_SERVER_ERROR, notifier);
     };
 
-    let no_body = finish.head
+    let no_body = finish.head()
         || matches!(
             status,
             StatusCode::NO_CONTENT | StatusCode::RESET_CONTENT | StatusCode::NOT_MODIFIED
@@ -826,7 +882,7 @@ fn finish_response<A: App>(
         // A HEAD response carries the length the GET response would have (a `304` keeps
         // only the one the application set).
         StatusCode::NOT_MODIFIED => {}
-        _ if finish.head && !response.headers().contains_key(header::CONTENT_LENGTH) => {
+        _ if finish.head() && !response.headers().contains_key(header::CONTENT_LENGTH) => {
             if let Some(length) = declared {
                 response
                     .headers_mut()
@@ -877,7 +933,7 @@ fn hyper_upgrade_response<B>(
 ) -> Response<ResponseBody<B>> {
     // Dropping the server's clone never cancels the upgrade: all clones share it.
     finish.upgrade = None;
-    if finish.version >= Version::HTTP_2 {
+    if finish.version() >= Version::HTTP_2 {
         // Connection-specific fields do not exist on HTTP/2 (RFC 9113 §8.2.2).
         for name in &rgi::fields::CONNECTION_SPECIFIC {
             while response.headers_mut().remove(name).is_some() {}
@@ -1106,6 +1162,8 @@ pub(crate) fn serve_request<A: App>(
         target: LogTarget::of(&parts.uri),
         version,
         status: StatusCode::OK,
+        head,
+        extended_connect: false,
         _active: active,
     };
     let (disconnect, notifier) = conn.activity.disconnects.pair();
@@ -1173,13 +1231,7 @@ pub(crate) fn serve_request<A: App>(
             }
         }
         echo_request_id(&mut response, request_id);
-        return CallFuture {
-            notifier: None,
-            immediate: Some(Box::new(response)),
-            finish: None,
-            call: None,
-            app: None,
-        };
+        return CallFuture::immediate(response);
     }
 
     // Upgrades: WebSocket handshakes, and any other protocol switch.
@@ -1242,13 +1294,9 @@ pub(crate) fn serve_request<A: App>(
     };
     let request = http::Request::from_parts(parts, body.with_limit(shared.max_body_bytes));
 
-    let finish = Finish {
-        head,
-        extended_connect: version >= Version::HTTP_2 && is_connect && protocol.is_some(),
-        version,
-        upgrade,
-        log,
-    };
+    let mut log = log;
+    log.extended_connect = version >= Version::HTTP_2 && is_connect && protocol.is_some();
+    let finish = Finish { upgrade, log };
     // The application is called here, not from an `async` block: such a block would keep its
     // own, moved-from copy of the request (about 300 bytes) for the whole exchange, in every
     // request's future — which hyper moves, and keeps a slot of that size for on every
@@ -1256,8 +1304,9 @@ pub(crate) fn serve_request<A: App>(
     let app = shared.clone();
     // SAFETY: the future borrows the application for `'static` but lives no longer than the
     // `Arc` that owns it. That `Arc` goes into the same `CallFuture` as the future, in the
-    // `app` field, which is declared after `call` (so dropped after it) and never taken out;
-    // `poll` sets `call` to `None` (drops the future) before it does anything else. The
+    // `app` field, which is declared after `stage` (so dropped after it) and never taken out;
+    // once the call is ready, `poll` sets `stage` to `Done` (drops the future) before it does
+    // anything else. The
     // application lives in the `Arc`'s allocation, which does not move when the `CallFuture`
     // does and cannot be freed while that `Arc` lives. The reference cannot escape the future
     // either: `App::call` is generic over the lifetime of `&self`, so no implementation can
@@ -1267,22 +1316,17 @@ pub(crate) fn serve_request<A: App>(
     match std::panic::catch_unwind(AssertUnwindSafe(|| app_ref.call(request))) {
         Ok(call) => CallFuture {
             notifier: Some(notifier),
-            immediate: None,
             finish: Some(finish),
-            call: Some(CatchUnwind::new(call)),
+            stage: Stage::Calling {
+                call: CatchUnwind::new(call),
+            },
             app: Some(app),
         },
         Err(panic) => {
             let request_id = finish.log.request_id().cloned();
             let mut response = panic_response(finish, &*panic, notifier);
             echo_request_id(&mut response, request_id);
-            CallFuture {
-                notifier: None,
-                immediate: Some(Box::new(response)),
-                finish: None,
-                call: None,
-                app: None,
-            }
+            CallFuture::immediate(response)
         }
     }
 }
