@@ -391,6 +391,12 @@ fn cell(stat: Option<Stat>, baseline: Option<Stat>, ratio: bool) -> String {
     text
 }
 
+/// How far allocations per request may stray from a whole number in a steady state. Every
+/// server's count moves by about ±0.001 from run to run (hyper's too): allocations made by the
+/// clock rather than by requests (the cached `date` header, timers) during the measured window.
+/// The figures are shown with two decimals, and the verdict compares what it shows.
+const ALLOCATION_NOISE: f64 = 0.005;
+
 /// Writes every output.
 pub fn write_all(
     options: &Options,
@@ -630,7 +636,7 @@ fn verdicts(measurements: &[Measurement]) -> Vec<(String, String, String)> {
         med("allocs-plaintext", "rgi-hello", "allocs_per_request"),
         med("allocs-plaintext", "hyper", "allocs_per_request"),
         1.0,
-        2.0,
+        2.0 + ALLOCATION_NOISE,
         "",
         ("rgi", "hyper"),
     );
