@@ -106,7 +106,12 @@ struct ActiveGuard(Arc<ConnState>);
 impl Drop for ActiveGuard {
     fn drop(&mut self) {
         let activity = &self.0.activity;
-        activity.touch();
+        // A pipelined request whose head the framing guard already saw is answered next: the
+        // connection does not go idle, and the last request of the batch records the time
+        // (one clock read per batch, not per request).
+        if !self.0.verdicts.has_untaken() {
+            activity.touch();
+        }
         activity.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
