@@ -791,7 +791,10 @@ fn spawn_connection<A, Io>(
     let info = ConnectionInfo::new(local, peer, Scheme::Http).with_id(id);
     let shared = shared.clone();
     let conns = conns.clone();
-    let held = Held(token, permit);
+    let held = Held {
+        _token: token,
+        _permit: permit,
+    };
     let Some(acceptor) = conns.tls.clone() else {
         // The task is the connection's drive itself (nothing around it to keep).
         let ctx = ConnState::new(info, trust_proxy, conns.force.clone());
@@ -823,10 +826,10 @@ fn spawn_connection<A, Io>(
 
 /// What a connection holds for its whole life: the drain waits for the token, and the permit
 /// counts the connection against `--max-connections`. Only ever dropped.
-struct Held(
-    #[allow(dead_code)] TrackToken,
-    #[allow(dead_code)] OwnedSemaphorePermit,
-);
+struct Held {
+    _token: TrackToken,
+    _permit: OwnedSemaphorePermit,
+}
 
 /// Serves one connection until it ends, shutdown drains it, or shutdown is forced. `alpn` is
 /// the protocol TLS negotiated, if any: it is then served without looking at the first bytes
