@@ -318,3 +318,56 @@ fn upgraded_replays_buffered_bytes() {
     });
     assert_eq!(read, b"hello world");
 }
+
+/// A peer that answers a close at once: once a close frame was handed over, the transport is
+/// finished and every flush fails.
+#[derive(Default)]
+struct ClosingTransport {
+    closed: bool,
+}
+
+impl Transport for ClosingTransport {
+    fn poll_recv(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Message, WsError>>> {
+        Poll::Ready(None)
+    }
+
+    fn poll_ready(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
+        Poll::Ready(if self.closed {
+            Err(WsError::Closed)
+        } else {
+            Ok(())
+        })
+    }
+
+    fn start_send(mut self: Pin<&mut Self>, message: Message) -> Result<(), WsError> {
+        if matches!(message, Message::Close(_)) {
+            self.closed = true;
+        }
+        Ok(())
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
+        Poll::Ready(if self.closed {
+            Err(WsError::Closed)
+        } else {
+            Ok(())
+        })
+    }
+}
+
+/// WS-CLOSE-1, WS-CLOSE-4: a close whose frame the transport took succeeds, even when the
+/// session ended before the flush was seen (the peer answered at once); a send after it fails.
+#[test]
+fn close_succeeds_once_its_frame_was_handed_over() {
+    let mut socket = WebSocket::new(ClosingTransport::default());
+    let frame = CloseFrame::new(CloseCode::new(4001).unwrap(), "bye").unwrap();
+    assert!(block_on(socket.close(Some(frame))).is_ok());
+    assert!(matches!(
+        block_on(socket.send(Message::text("late"))),
+        Err(WsError::Closed)
+    ));
+    assert!(matches!(block_on(socket.close(None)), Err(WsError::Closed)));
+}
