@@ -78,37 +78,19 @@ impl<'a> Gate<'a> {
 /// The wakers of many gates, woken all at once ([`WakerSet::wake_all`]).
 #[derive(Debug, Default)]
 pub(crate) struct WakerSet {
-    slots: Mutex<Slots>,
-}
-
-#[derive(Debug, Default)]
-struct Slots {
-    wakers: Vec<Option<Waker>>,
-    /// Indexes of `wakers` that are free.
-    free: Vec<usize>,
+    wakers: Mutex<slab::Slab<Waker>>,
 }
 
 impl WakerSet {
     /// Adds `waker` until the returned registration is dropped.
     pub(crate) fn register(&self, waker: &Waker) -> Registration<'_> {
-        let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
-        let key = match slots.free.pop() {
-            Some(key) => {
-                slots.wakers[key] = Some(waker.clone());
-                key
-            }
-            None => {
-                slots.wakers.push(Some(waker.clone()));
-                slots.wakers.len() - 1
-            }
-        };
+        let key = self.lock().insert(waker.clone());
         Registration { set: self, key }
     }
 
     /// Wakes every registered waker.
     pub(crate) fn wake_all(&self) {
-        let slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
-        for waker in slots.wakers.iter().flatten() {
+        for (_, waker) in self.lock().iter() {
             waker.wake_by_ref();
         }
     }
@@ -116,8 +98,11 @@ impl WakerSet {
     /// How many wakers are registered.
     #[cfg(test)]
     fn len(&self) -> usize {
-        let slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
-        slots.wakers.len() - slots.free.len()
+        self.lock().len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, slab::Slab<Waker>> {
+        self.wakers.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -130,15 +115,7 @@ pub(crate) struct Registration<'a> {
 
 impl Drop for Registration<'_> {
     fn drop(&mut self) {
-        let mut slots = self
-            .set
-            .slots
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(slot) = slots.wakers.get_mut(self.key) {
-            *slot = None;
-            slots.free.push(self.key);
-        }
+        self.set.lock().try_remove(self.key);
     }
 }
 

@@ -816,7 +816,7 @@ fn spawn_connection<A, Io>(
                 let ctx = ConnState::new(info, trust_proxy, conns.force.clone());
                 // Boxed: the TLS handshake's state is large, and must not stay reserved in
                 // the task for the connection's life.
-                Box::pin(drive(shared, ctx, conns.clone(), stream, alpn, held)).await;
+                Box::pin(drive(shared, ctx, conns, stream, alpn, held)).await;
             }
             Ok(Err(error)) => tracing::debug!(%error, "TLS handshake failed"),
             Err(_) => tracing::debug!("TLS handshake timed out"),

@@ -483,11 +483,11 @@ pin_project_lite::pin_project! {
             let this = this.project();
             if let Some(notifier) = this.notifier.take() {
                 let forced = this.finish.as_ref().is_some_and(|f| f.log.is_forced());
-                if forced {
-                    notifier.aborted();
+                notifier.settle(if forced {
+                    rgi::Outcome::Aborted
                 } else {
-                    notifier.client_gone();
-                }
+                    rgi::Outcome::ClientGone
+                });
             }
         }
     }
