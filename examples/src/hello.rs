@@ -45,43 +45,27 @@ impl App for Hello {
     type Error = BodyError;
 
     fn call(&self, req: Request) -> impl Future<Output = Result<Response<Body>, BodyError>> + Send {
-        // Routed before the future is made: the future then holds the routing's outcome (a
-        // response, or the boxed echo), not the request (about 300 bytes) — and a server on
-        // hyper keeps a slot of the future's size for each connection. (An `async fn` would
-        // also keep the request until its first poll, and one that borrows its argument keeps
-        // a second copy of it for the whole call.)
-        let routed = route(req);
-        async move {
-            match routed {
-                Routed::Done(response) => Ok(response),
-                Routed::Echo(echo) => echo.await,
-            }
-        }
+        // Routed before the future is made: the future then holds the routing's outcome, not
+        // the request (about 300 bytes) — and a server on hyper keeps a slot of the future's
+        // size for each connection. (An `async fn` would also keep the request until its
+        // first poll, and one that borrows its argument keeps a second copy of it for the
+        // whole call.)
+        std::future::ready(route(req))
     }
 }
 
-/// Where a request goes: answered at once, or the echo, which waits for the body.
-enum Routed {
-    Done(Response<Body>),
-    // Boxed: only the echo waits (for the body's first frame). Inline, its state would make
-    // every request's future larger, and a server on hyper keeps a slot of that size for each
-    // connection, busy or idle.
-    Echo(Pin<Box<dyn Future<Output = Result<Response<Body>, BodyError>> + Send>>),
-}
-
-fn route(req: Request) -> Routed {
+fn route(req: Request) -> Result<Response<Body>, BodyError> {
     let path = rgi::path::app_path(&req).unwrap_or_default();
-    let response = match (req.method(), &*path) {
+    Ok(match (req.method(), &*path) {
         (&Method::GET | &Method::HEAD, b"/") => text(StatusCode::OK, "Hello, World!"),
         (&Method::POST, b"/echo") => {
             drop(path);
-            return Routed::Echo(echo(req));
+            return echo(req);
         }
         (&Method::GET | &Method::HEAD, b"/stream") => stream(rgi::path::query(&req)),
         (&Method::GET | &Method::HEAD, b"/trailers") => trailers(),
         _ => text(StatusCode::NOT_FOUND, "Not Found"),
-    };
-    Routed::Done(response)
+    })
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<Body> {
@@ -94,83 +78,32 @@ fn text(status: StatusCode, body: &'static str) -> Response<Body> {
     response
 }
 
-/// Streams the request body back: no buffering, backpressure end to end.
+/// Streams the request body back: no buffering, backpressure end to end. The request body
+/// itself is the response body (its limit still applies while it streams).
 ///
-/// The first frame is read before the head is returned, so that a body whose declared length
-/// is over the limit fails the call (the server answers `413`) instead of the echo.
+/// A body whose declared length is over the limit fails the call, so that the server answers
+/// `413` instead of starting an echo that would be cut short ([`Body::check_limit`]: the check
+/// the first poll would make, before any byte is read and before `100 Continue`).
 ///
-/// The fields it needs are taken before the future is made, and copied: the request's head is
-/// dropped at once. (Its values are slices of the server's read buffer on a server built on
-/// hyper, which allocates a new buffer for the next request while any of them is alive; and
-/// the boxed future holds the body and two fields, not the whole request.)
-fn echo(req: Request) -> Pin<Box<dyn Future<Output = Result<Response<Body>, BodyError>> + Send>> {
-    let (head, mut body) = req.into_parts();
-    let content_type = head.headers.get(header::CONTENT_TYPE).map(copied);
+/// The request's head is dropped at once. Its field values are slices of the server's read
+/// buffer on a server built on hyper, but so is the body's data the echo sends back.
+fn echo(req: Request) -> Result<Response<Body>, BodyError> {
+    let (head, body) = req.into_parts();
+    body.check_limit()?;
+    let mut response = Response::new(body);
+    if let Some(value) = head.headers.get(header::CONTENT_TYPE) {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, value.clone());
+    }
     // Request trailers come back as response trailers: announce the same names (HTTP/1.1
     // sends only announced trailers).
-    let announced: Vec<HeaderValue> = head
-        .headers
-        .get_all(header::TRAILER)
-        .iter()
-        .map(copied)
-        .collect();
-    drop(head);
-    Box::pin(async move {
-        let first = body.frame().await.transpose()?;
-        let mut response = Response::new(Body::new(Prepend { first, rest: body }));
-        if let Some(value) = content_type {
-            response.headers_mut().insert(header::CONTENT_TYPE, value);
-        }
-        for value in announced {
-            response.headers_mut().append(header::TRAILER, value);
-        }
-        Ok(response)
-    })
-}
-
-/// A copy of `value` that shares no memory with the request.
-fn copied(value: &HeaderValue) -> HeaderValue {
-    HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| value.clone())
-}
-
-/// A body whose first frame was already read (also used by the `axum_app` example).
-pub(crate) struct Prepend<B> {
-    pub(crate) first: Option<Frame<Bytes>>,
-    pub(crate) rest: B,
-}
-
-impl<B: http_body::Body<Data = Bytes> + Unpin> http_body::Body for Prepend<B> {
-    type Data = Bytes;
-    type Error = B::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
-        if let Some(frame) = self.first.take() {
-            return Poll::Ready(Some(Ok(frame)));
-        }
-        Pin::new(&mut self.rest).poll_frame(cx)
+    for value in head.headers.get_all(header::TRAILER) {
+        response
+            .headers_mut()
+            .append(header::TRAILER, value.clone());
     }
-
-    fn is_end_stream(&self) -> bool {
-        self.first.is_none() && self.rest.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        let first = self
-            .first
-            .as_ref()
-            .and_then(Frame::data_ref)
-            .map_or(0, |data| data.len() as u64);
-        let rest = self.rest.size_hint();
-        let mut hint = SizeHint::new();
-        hint.set_lower(rest.lower() + first);
-        if let Some(upper) = rest.upper() {
-            hint.set_upper(upper + first);
-        }
-        hint
-    }
+    Ok(response)
 }
 
 /// Parses `bytes=N` out of a query string.

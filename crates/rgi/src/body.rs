@@ -149,6 +149,33 @@ impl Body {
         self
     }
 
+    /// The check the next poll makes first (`HTTP-BODY-7`), made now without polling: fails
+    /// with [`BodyError::LengthLimitExceeded`] when the bytes read so far plus the declared
+    /// length still to come (the size hint's lower bound) exceed the limit.
+    ///
+    /// An application that streams the body into its response can call this before it
+    /// returns the head, so that a body declared too long is answered `413` (`CORE-ERR-4`)
+    /// instead of starting a response that would be cut short.
+    ///
+    /// ```
+    /// use rgi::{Body, BodyError};
+    ///
+    /// let body = Body::from("four").with_limit(Some(3));
+    /// assert!(matches!(
+    ///     body.check_limit(),
+    ///     Err(BodyError::LengthLimitExceeded { limit: 3 })
+    /// ));
+    /// assert!(Body::from("four").with_limit(Some(4)).check_limit().is_ok());
+    /// ```
+    pub fn check_limit(&self) -> Result<(), BodyError> {
+        match self.limit {
+            Some(limit) if self.received + self.remaining_lower_bound() > limit => {
+                Err(BodyError::LengthLimitExceeded { limit })
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Waits for the next frame: `None` at the end of the body.
     pub async fn frame(&mut self) -> Option<Result<Frame<Bytes>, BodyError>> {
         std::future::poll_fn(|cx| Pin::new(&mut *self).poll_frame_inner(cx)).await

@@ -124,6 +124,35 @@ fn declared_length_over_limit_fails_before_reading() {
     assert_eq!(error.status_code(), Some(StatusCode::PAYLOAD_TOO_LARGE));
 }
 
+/// HTTP-BODY-7, HTTP-BODY-8: `check_limit` makes the first poll's check without polling: it
+/// fails exactly when that poll would, and counts the bytes already read against a new limit.
+#[test]
+fn check_limit_agrees_with_the_first_poll() {
+    let (body, polls) = scripted(vec![data("0123456789")], Some(10));
+    let body = body.with_limit(Some(5));
+    assert!(matches!(
+        body.check_limit(),
+        Err(BodyError::LengthLimitExceeded { limit: 5 })
+    ));
+    assert_eq!(polls.load(std::sync::atomic::Ordering::SeqCst), 0);
+    let body = body.with_limit(Some(10));
+    assert!(body.check_limit().is_ok());
+    assert!(body.with_limit(None).check_limit().is_ok());
+    // No declared length: nothing to check before the bytes come.
+    let (body, _) = scripted(vec![data("0123456789")], None);
+    assert!(body.with_limit(Some(1)).check_limit().is_ok());
+    // Bytes already read count (HTTP-BODY-8).
+    let (mut body, _) = scripted(vec![data("abcdef"), data("g")], None);
+    assert!(block_on(body.frame()).unwrap().is_ok());
+    body.set_limit(Some(6));
+    assert!(body.check_limit().is_ok());
+    body.set_limit(Some(5));
+    assert!(matches!(
+        body.check_limit(),
+        Err(BodyError::LengthLimitExceeded { limit: 5 })
+    ));
+}
+
 /// HTTP-BODY: an undeclared length is counted as it streams.
 #[test]
 fn streamed_length_over_limit_fails_when_crossed() {
