@@ -257,11 +257,10 @@ impl Scanner {
                 State::Head if self.head.is_empty() && !matches!(bytes[0], b'\r' | b'\n') => {
                     // The common case: a whole head in this read. It is followed in place,
                     // without copying it into the head buffer.
-                    match head_end(bytes) {
-                        Some(end) if end <= self.max_head => {
-                            let (head, rest) = bytes.split_at(end);
-                            self.head_done(head);
-                            bytes = rest;
+                    match read_head(bytes) {
+                        Some((end, facts)) if end <= self.max_head => {
+                            self.head_done(facts);
+                            bytes = &bytes[end..];
                         }
                         _ => {
                             let end = memchr::memchr(b'\n', bytes);
@@ -343,7 +342,14 @@ impl Scanner {
         }
         // The buffer keeps its capacity for the next head (no allocation per request).
         let head = std::mem::take(&mut self.head);
-        self.head_done(&head);
+        // The buffer ends with the head's empty line, so the head is all there.
+        match read_head(&head) {
+            Some((_, facts)) => self.head_done(facts),
+            None => {
+                self.current = self.conn.verdicts.push(Some(Refusal::Framing));
+                self.state = State::Off;
+            }
+        }
         self.head = head;
         self.head.clear();
         if self.head.capacity() > KEPT_HEAD_CAPACITY {
@@ -351,46 +357,18 @@ impl Scanner {
         }
     }
 
-    fn head_done(&mut self, head: &[u8]) {
-        let mut lines = lines(head).map(trim_line);
-        let request_line = lines.next().unwrap_or_default();
-        let http1 = request_line.ends_with(b"HTTP/1.1") || request_line.ends_with(b"HTTP/1.0");
-        if request_line.starts_with(b"PRI * HTTP/2") || !http1 {
+    fn head_done(&mut self, facts: HeadFacts) {
+        let HeadFacts {
+            http1,
+            switch,
+            content_length,
+            transfer_encoding,
+        } = facts;
+        if !http1 {
             self.state = State::Off;
             return;
         }
-        let mut content_length: Option<Option<u64>> = None;
-        let mut transfer_encoding: Option<bool> = None;
-        self.switch = if request_line.starts_with(b"CONNECT ") {
-            Switch::Connect
-        } else {
-            Switch::None
-        };
-        for line in lines {
-            // A field name is followed by its colon at once (hyper refuses whitespace
-            // there), so a name is recognised by its length and one byte before it is
-            // compared: most lines are dismissed without a search.
-            if let Some(value) = field_value(line, b"content-length") {
-                let parsed = std::str::from_utf8(value)
-                    .ok()
-                    .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
-                    .and_then(|v| v.parse::<u64>().ok());
-                content_length = Some(match content_length {
-                    Some(Some(previous)) if Some(previous) != parsed => None,
-                    Some(None) => None,
-                    _ => parsed,
-                });
-            } else if let Some(value) = field_value(line, b"transfer-encoding") {
-                let last = value
-                    .rsplit(|b| *b == b',')
-                    .next()
-                    .map(<[u8]>::trim_ascii)
-                    .unwrap_or_default();
-                transfer_encoding = Some(last.eq_ignore_ascii_case(b"chunked"));
-            } else if self.switch == Switch::None && field_value(line, b"upgrade").is_some() {
-                self.switch = Switch::Upgrade;
-            }
-        }
+        self.switch = switch;
         let ambiguous = content_length.is_some() && transfer_encoding.is_some();
         self.current = self
             .conn
@@ -516,24 +494,6 @@ impl Scanner {
     }
 }
 
-/// The lines of `bytes`, split at each LF (as `split` would, with a fast search).
-fn lines(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
-    let mut rest = Some(bytes);
-    std::iter::from_fn(move || {
-        let current = rest?;
-        match memchr::memchr(b'\n', current) {
-            Some(end) => {
-                rest = Some(&current[end + 1..]);
-                Some(&current[..end])
-            }
-            None => {
-                rest = None;
-                Some(current)
-            }
-        }
-    })
-}
-
 /// The value of `line` if it is a field named `name` (lowercase), trimmed.
 fn field_value<'a>(line: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
     let n = name.len();
@@ -570,22 +530,69 @@ fn final_status(mut bytes: &[u8]) -> Option<Option<u16>> {
     }
 }
 
-/// The length of the head at the start of `bytes` (up to and including the empty line that
-/// ends it), if it is all there.
-fn head_end(bytes: &[u8]) -> Option<usize> {
-    let mut from = 0;
-    while let Some(offset) = memchr::memchr(b'\n', &bytes[from..]) {
-        let newline = from + offset;
-        let next = &bytes[newline + 1..];
-        if next.starts_with(b"\r\n") {
-            return Some(newline + 3);
+/// What the guard needs to know of a request head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct HeadFacts {
+    /// Whether the request line is an HTTP/1.0 or HTTP/1.1 one (not the HTTP/2 preface):
+    /// otherwise the guard stops following the stream and leaves it to hyper.
+    http1: bool,
+    /// The protocol switch the request offers.
+    switch: Switch,
+    /// `content-length`: `Some(None)` when a value is invalid or two values differ.
+    content_length: Option<Option<u64>>,
+    /// `transfer-encoding`: whether its last coding is `chunked`.
+    transfer_encoding: Option<bool>,
+}
+
+/// Reads the head at the start of `bytes` in one pass over its lines: its length (up to and
+/// including the empty line that ends it) and its facts, if it is all there. Lines end at LF;
+/// one CR before it is not part of the line.
+fn read_head(bytes: &[u8]) -> Option<(usize, HeadFacts)> {
+    let first_end = memchr::memchr(b'\n', bytes)?;
+    let request_line = trim_line(&bytes[..=first_end]);
+    let mut facts = HeadFacts {
+        http1: !request_line.starts_with(b"PRI * HTTP/2")
+            && (request_line.ends_with(b"HTTP/1.1") || request_line.ends_with(b"HTTP/1.0")),
+        switch: if request_line.starts_with(b"CONNECT ") {
+            Switch::Connect
+        } else {
+            Switch::None
+        },
+        content_length: None,
+        transfer_encoding: None,
+    };
+    let mut start = first_end + 1;
+    loop {
+        let end = start + memchr::memchr(b'\n', &bytes[start..])?;
+        let line = trim_line(&bytes[start..=end]);
+        start = end + 1;
+        if line.is_empty() {
+            return Some((start, facts));
         }
-        if next.starts_with(b"\n") {
-            return Some(newline + 2);
+        // A field name is followed by its colon at once (hyper refuses whitespace there), so
+        // a name is recognised by its length and one byte before it is compared: most lines
+        // are dismissed without a search.
+        if let Some(value) = field_value(line, b"content-length") {
+            let parsed = std::str::from_utf8(value)
+                .ok()
+                .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|v| v.parse::<u64>().ok());
+            facts.content_length = Some(match facts.content_length {
+                Some(Some(previous)) if Some(previous) != parsed => None,
+                Some(None) => None,
+                _ => parsed,
+            });
+        } else if let Some(value) = field_value(line, b"transfer-encoding") {
+            let last = value
+                .rsplit(|b| *b == b',')
+                .next()
+                .map(<[u8]>::trim_ascii)
+                .unwrap_or_default();
+            facts.transfer_encoding = Some(last.eq_ignore_ascii_case(b"chunked"));
+        } else if facts.switch == Switch::None && field_value(line, b"upgrade").is_some() {
+            facts.switch = Switch::Upgrade;
         }
-        from = newline + 1;
     }
-    None
 }
 
 fn trim_line(line: &[u8]) -> &[u8] {
@@ -1226,18 +1233,55 @@ mod tests {
         }
     }
 
+    /// The head's end and facts, in one pass: the end is the first empty line (CRLF or a bare
+    /// LF), a head cut short has none, and the framing fields are read as hyper reads them.
     #[test]
-    fn splits_lines_as_split_does() {
-        for bytes in [
-            &b""[..],
-            b"\n",
-            b"a",
-            b"a\n",
-            b"a\r\nb\n\nc",
-            b"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+    fn reads_heads_in_one_pass() {
+        let facts = read_head;
+        let plain = HeadFacts {
+            http1: true,
+            switch: Switch::None,
+            content_length: None,
+            transfer_encoding: None,
+        };
+        let head = b"GET / HTTP/1.1\r\nHost: a\r\n\r\nnext";
+        assert_eq!(facts(head), Some((head.len() - 4, plain)));
+        let head = b"GET / HTTP/1.1\nHost: a\n\nnext";
+        assert_eq!(facts(head), Some((head.len() - 4, plain)));
+        // Not all there yet.
+        assert_eq!(facts(b"GET / HTTP/1.1\r\nHost: a\r\n"), None);
+        assert_eq!(facts(b"GET / HTTP/1.1\r\nHost: a\r\n\r"), None);
+        assert_eq!(facts(b"GET / HTTP/1.1"), None);
+        // A line holding only CR CR is not the empty line.
+        assert_eq!(facts(b"GET / HTTP/1.1\r\n\r\r\n"), None);
+        let (_, read) =
+            facts(b"POST / HTTP/1.1\r\nContent-Length: 5\r\ncontent-length:5\r\n\r\n").unwrap();
+        assert_eq!(read.content_length, Some(Some(5)));
+        let (_, read) =
+            facts(b"POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n").unwrap();
+        assert_eq!(read.content_length, Some(None));
+        let (_, read) = facts(b"POST / HTTP/1.1\r\nContent-Length: +5\r\n\r\n").unwrap();
+        assert_eq!(read.content_length, Some(None));
+        let (_, read) =
+            facts(b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip, Chunked \r\n\r\n").unwrap();
+        assert_eq!(read.transfer_encoding, Some(true));
+        let (_, read) =
+            facts(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked, gzip\r\n\r\n").unwrap();
+        assert_eq!(read.transfer_encoding, Some(false));
+        // A name with whitespace before its colon is no such field (hyper refuses the head).
+        let (_, read) = facts(b"POST / HTTP/1.1\r\nContent-Length : 5\r\n\r\n").unwrap();
+        assert_eq!(read.content_length, None);
+        let (_, read) =
+            facts(b"GET / HTTP/1.1\r\nConnection: upgrade\r\nUpgrade: x\r\n\r\n").unwrap();
+        assert_eq!(read.switch, Switch::Upgrade);
+        let (_, read) = facts(b"CONNECT a:443 HTTP/1.1\r\nUpgrade: x\r\n\r\n").unwrap();
+        assert_eq!(read.switch, Switch::Connect);
+        for other in [
+            &b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"[..],
+            b"GET / HTTP/1.2\r\n\r\n",
+            b"GET /\r\n\r\n",
         ] {
-            let expected: Vec<&[u8]> = bytes.split(|b| *b == b'\n').collect();
-            assert_eq!(lines(bytes).collect::<Vec<_>>(), expected);
+            assert!(!facts(other).unwrap().1.http1, "{other:?}");
         }
     }
 
