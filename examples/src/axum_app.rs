@@ -41,10 +41,8 @@
 //! with `1001 Going Away`.
 
 use std::collections::BTreeMap;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
@@ -54,7 +52,6 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::{Json, Router};
-use http_body::{Frame, SizeHint};
 use http_body_util::BodyExt as _;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
@@ -211,7 +208,7 @@ async fn echo(headers: HeaderMap, body: Body) -> Response {
         Ok(first) => first,
         Err(error) => return body_error_response(&error),
     };
-    let mut response = Response::new(Body::new(Prepend { first, rest: body }));
+    let mut response = Response::new(Body::new(crate::hello::Prepend { first, rest: body }));
     if let Some(value) = headers.get(header::CONTENT_TYPE) {
         response
             .headers_mut()
@@ -225,46 +222,6 @@ async fn echo(headers: HeaderMap, body: Body) -> Response {
             .append(header::TRAILER, value.clone());
     }
     response
-}
-
-/// A body whose first frame was already read.
-struct Prepend<B> {
-    first: Option<Frame<Bytes>>,
-    rest: B,
-}
-
-impl<B: http_body::Body<Data = Bytes> + Unpin> http_body::Body for Prepend<B> {
-    type Data = Bytes;
-    type Error = B::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
-        if let Some(frame) = self.first.take() {
-            return Poll::Ready(Some(Ok(frame)));
-        }
-        Pin::new(&mut self.rest).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.first.is_none() && self.rest.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        let first = self
-            .first
-            .as_ref()
-            .and_then(Frame::data_ref)
-            .map_or(0, |data| data.len() as u64);
-        let rest = self.rest.size_hint();
-        let mut hint = SizeHint::new();
-        hint.set_lower(rest.lower() + first);
-        if let Some(upper) = rest.upper() {
-            hint.set_upper(upper + first);
-        }
-        hint
-    }
 }
 
 /// The answer to a request body that failed: the status the RGI server's error says (`413`

@@ -50,13 +50,37 @@ impl App for Hello {
         // size for each connection. (An `async fn` would also keep the request until its
         // first poll, and one that borrows its argument keeps a second copy of it for the
         // whole call.)
-        std::future::ready(route(req))
+        route(req)
     }
 }
 
-fn route(req: Request) -> Result<Response<Body>, BodyError> {
+/// Where a request goes: answered at once, or the echo of a client that waits for
+/// `100 Continue`, which waits for the body.
+enum Routed {
+    Done(Option<Result<Response<Body>, BodyError>>),
+    // Boxed: only this echo waits. Inline, its state would make every request's future
+    // larger, and a server on hyper keeps a slot of that size for each connection.
+    Waiting(Pin<Box<dyn Future<Output = Result<Response<Body>, BodyError>> + Send>>),
+}
+
+impl Future for Routed {
+    type Output = Result<Response<Body>, BodyError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.get_mut() {
+            Routed::Done(outcome) => Poll::Ready(
+                outcome
+                    .take()
+                    .unwrap_or_else(|| Ok(text(StatusCode::INTERNAL_SERVER_ERROR, "polled twice"))),
+            ),
+            Routed::Waiting(echo) => echo.as_mut().poll(cx),
+        }
+    }
+}
+
+fn route(req: Request) -> Routed {
     let path = rgi::path::app_path(&req).unwrap_or_default();
-    Ok(match (req.method(), &*path) {
+    let response = match (req.method(), &*path) {
         (&Method::GET | &Method::HEAD, b"/") => text(StatusCode::OK, "Hello, World!"),
         (&Method::POST, b"/echo") => {
             drop(path);
@@ -65,7 +89,8 @@ fn route(req: Request) -> Result<Response<Body>, BodyError> {
         (&Method::GET | &Method::HEAD, b"/stream") => stream(rgi::path::query(&req)),
         (&Method::GET | &Method::HEAD, b"/trailers") => trailers(),
         _ => text(StatusCode::NOT_FOUND, "Not Found"),
-    })
+    };
+    Routed::Done(Some(Ok(response)))
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<Body> {
@@ -78,32 +103,107 @@ fn text(status: StatusCode, body: &'static str) -> Response<Body> {
     response
 }
 
-/// Streams the request body back: no buffering, backpressure end to end. The request body
-/// itself is the response body (its limit still applies while it streams).
+/// Streams the request body back: no buffering, backpressure end to end.
 ///
 /// A body whose declared length is over the limit fails the call, so that the server answers
 /// `413` instead of starting an echo that would be cut short ([`Body::check_limit`]: the check
 /// the first poll would make, before any byte is read and before `100 Continue`).
 ///
-/// The request's head is dropped at once. Its field values are slices of the server's read
-/// buffer on a server built on hyper, but so is the body's data the echo sends back.
-fn echo(req: Request) -> Result<Response<Body>, BodyError> {
+/// Usually the request body itself is the response body, returned at once. A client that sent
+/// `expect: 100-continue` waits for `100 Continue` before it sends the body, and the server
+/// sends that when the body is first polled (`HTTP-INTERIM-1`) — never after a final head
+/// (`HTTP-INTERIM-2`), which would leave the client waiting (curl waits a second). For such a
+/// client the echo reads the first frame before it returns the head.
+fn echo(req: Request) -> Routed {
     let (head, body) = req.into_parts();
-    body.check_limit()?;
+    if let Err(error) = body.check_limit() {
+        return Routed::Done(Some(Err(error)));
+    }
+    let expects_continue = head
+        .headers
+        .get(header::EXPECT)
+        .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    if !expects_continue {
+        // The fields are cloned: they go out in the head, which a server on hyper writes
+        // before it reads on (and the body's data shares the read buffer anyway).
+        let response = echo_head(&head.headers, HeaderValue::clone, body);
+        return Routed::Done(Some(Ok(response)));
+    }
+    // Copied, not cloned: kept while the body is awaited, a slice of a server's read buffer
+    // would keep that buffer from being reused.
+    let mut response = echo_head(&head.headers, copied, Body::empty());
+    drop(head);
+    let mut body = body;
+    Routed::Waiting(Box::pin(async move {
+        let first = body.frame().await.transpose()?;
+        *response.body_mut() = Body::new(Prepend { first, rest: body });
+        Ok(response)
+    }))
+}
+
+/// The echo's response: `body`, with the request's `content-type` and, since request trailers
+/// come back as response trailers, its `trailer` names (HTTP/1.1 sends only announced
+/// trailers), each taken with `take`.
+fn echo_head(
+    headers: &HeaderMap,
+    take: fn(&HeaderValue) -> HeaderValue,
+    body: Body,
+) -> Response<Body> {
     let mut response = Response::new(body);
-    if let Some(value) = head.headers.get(header::CONTENT_TYPE) {
+    if let Some(value) = headers.get(header::CONTENT_TYPE) {
         response
             .headers_mut()
-            .insert(header::CONTENT_TYPE, value.clone());
+            .insert(header::CONTENT_TYPE, take(value));
     }
-    // Request trailers come back as response trailers: announce the same names (HTTP/1.1
-    // sends only announced trailers).
-    for value in head.headers.get_all(header::TRAILER) {
-        response
-            .headers_mut()
-            .append(header::TRAILER, value.clone());
+    for value in headers.get_all(header::TRAILER) {
+        response.headers_mut().append(header::TRAILER, take(value));
     }
-    Ok(response)
+    response
+}
+
+/// A copy of `value` that shares no memory with the request.
+fn copied(value: &HeaderValue) -> HeaderValue {
+    HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| value.clone())
+}
+
+/// A body whose first frame was already read (also used by the `axum_app` example).
+pub(crate) struct Prepend<B> {
+    pub(crate) first: Option<Frame<Bytes>>,
+    pub(crate) rest: B,
+}
+
+impl<B: http_body::Body<Data = Bytes> + Unpin> http_body::Body for Prepend<B> {
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        if let Some(frame) = self.first.take() {
+            return Poll::Ready(Some(Ok(frame)));
+        }
+        Pin::new(&mut self.rest).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.first.is_none() && self.rest.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let first = self
+            .first
+            .as_ref()
+            .and_then(Frame::data_ref)
+            .map_or(0, |data| data.len() as u64);
+        let rest = self.rest.size_hint();
+        let mut hint = SizeHint::new();
+        hint.set_lower(rest.lower() + first);
+        if let Some(upper) = rest.upper() {
+            hint.set_upper(upper + first);
+        }
+        hint
+    }
 }
 
 /// Parses `bytes=N` out of a query string.
