@@ -57,7 +57,7 @@ impl App for Hello {
 /// Where a request goes: answered at once, or the echo of a client that waits for
 /// `100 Continue`, which waits for the body.
 enum Routed {
-    Done(Option<Result<Response<Body>, BodyError>>),
+    Done(std::future::Ready<Result<Response<Body>, BodyError>>),
     // Boxed: only this echo waits. Inline, its state would make every request's future
     // larger, and a server on hyper keeps a slot of that size for each connection.
     Waiting(Pin<Box<dyn Future<Output = Result<Response<Body>, BodyError>> + Send>>),
@@ -68,11 +68,7 @@ impl Future for Routed {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.get_mut() {
-            Routed::Done(outcome) => Poll::Ready(
-                outcome
-                    .take()
-                    .unwrap_or_else(|| Ok(text(StatusCode::INTERNAL_SERVER_ERROR, "polled twice"))),
-            ),
+            Routed::Done(outcome) => Pin::new(outcome).poll(cx),
             Routed::Waiting(echo) => echo.as_mut().poll(cx),
         }
     }
@@ -90,7 +86,7 @@ fn route(req: Request) -> Routed {
         (&Method::GET | &Method::HEAD, b"/trailers") => trailers(),
         _ => text(StatusCode::NOT_FOUND, "Not Found"),
     };
-    Routed::Done(Some(Ok(response)))
+    Routed::Done(std::future::ready(Ok(response)))
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<Body> {
@@ -115,9 +111,9 @@ fn text(status: StatusCode, body: &'static str) -> Response<Body> {
 /// (`HTTP-INTERIM-2`), which would leave the client waiting (curl waits a second). For such a
 /// client the echo reads the first frame before it returns the head.
 fn echo(req: Request) -> Routed {
-    let (head, body) = req.into_parts();
+    let (head, mut body) = req.into_parts();
     if let Err(error) = body.check_limit() {
-        return Routed::Done(Some(Err(error)));
+        return Routed::Done(std::future::ready(Err(error)));
     }
     let expects_continue = head
         .headers
@@ -127,13 +123,12 @@ fn echo(req: Request) -> Routed {
         // The fields are cloned: they go out in the head, which a server on hyper writes
         // before it reads on (and the body's data shares the read buffer anyway).
         let response = echo_head(&head.headers, HeaderValue::clone, body);
-        return Routed::Done(Some(Ok(response)));
+        return Routed::Done(std::future::ready(Ok(response)));
     }
     // Copied, not cloned: kept while the body is awaited, a slice of a server's read buffer
     // would keep that buffer from being reused.
     let mut response = echo_head(&head.headers, copied, Body::empty());
     drop(head);
-    let mut body = body;
     Routed::Waiting(Box::pin(async move {
         let first = body.frame().await.transpose()?;
         *response.body_mut() = Body::new(Prepend { first, rest: body });

@@ -223,15 +223,12 @@ impl Body {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = &mut *self;
-        if let Some(limit) = this.limit {
-            if !this.checked {
-                this.checked = true;
-                let declared = this.received + this.remaining_lower_bound();
-                if declared > limit || this.received > limit {
-                    this.done = true;
-                    this.kind = Kind::Empty;
-                    return Poll::Ready(Some(Err(BodyError::LengthLimitExceeded { limit })));
-                }
+        if this.limit.is_some() && !this.checked {
+            this.checked = true;
+            if let Err(error) = this.check_limit() {
+                this.done = true;
+                this.kind = Kind::Empty;
+                return Poll::Ready(Some(Err(error)));
             }
         }
         let polled = match &mut this.kind {
