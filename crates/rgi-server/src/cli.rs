@@ -176,7 +176,9 @@ pub(crate) struct Cli {
     #[arg(long, env = "RGI_WS_MAX_MESSAGE", value_name = "BYTES", default_value_t = 16 << 20)]
     ws_max_message: usize,
 
-    /// Log filter: a level (error, warn, info, debug, trace) or tracing directives.
+    /// Log filter: a level (error, warn, info, debug, trace) or tracing directives. Warnings
+    /// a client can cause once per frame (h2's unsolicited PING acks) stay off unless the
+    /// filter names `h2`.
     #[arg(
         long,
         env = "RGI_LOG_LEVEL",
