@@ -60,6 +60,10 @@ enum Expect {
     /// highest it implements (HTTP/1.1), and SRV-LIMIT-3 allows rejecting it: either outcome
     /// passes, but a `2xx` must be an HTTP/1.1 response.
     HigherMinorVersion,
+    /// Answered with exactly this status (and nothing else), then a close.
+    Status(u16),
+    /// No response at all, then a close: the client does not speak HTTP/1 (SRV-LIMIT-17).
+    Silent,
 }
 
 /// How the bytes are sent.
@@ -143,7 +147,12 @@ fn corpus() -> Vec<Case> {
             "SRV-LIMIT-1",
             "GET /\r\nHost: a\r\n\r\n",
         ),
-        reject("HTTP/0.9 simple request", "SRV-LIMIT-3", "GET /\r\n\r\n"),
+        case(
+            "HTTP/0.9 simple request",
+            "SRV-LIMIT-3, SRV-LIMIT-17",
+            Silent,
+            "GET /\r\n\r\n",
+        ),
         reject(
             "NUL in method",
             "SRV-LIMIT-1",
@@ -397,6 +406,30 @@ fn corpus() -> Vec<Case> {
             echo_chunked("3\r\nhello\r\n0\r\n\r\n"),
         ),
         case(
+            "chunk extension without a name",
+            "SRV-LIMIT-15, RFC 9112 7.1.1",
+            Aborted,
+            echo_chunked("5;\r\nhello\r\n0\r\n\r\n"),
+        ),
+        case(
+            "chunk extension name not a token",
+            "SRV-LIMIT-15, RFC 9112 7.1.1",
+            Aborted,
+            echo_chunked("5;bad[=x\r\nhello\r\n0\r\n\r\n"),
+        ),
+        case(
+            "unterminated quoted chunk extension",
+            "SRV-LIMIT-15, RFC 9112 7.1.1",
+            Aborted,
+            echo_chunked("5;a=\"b\r\nhello\r\n0\r\n\r\n"),
+        ),
+        case(
+            "whitespace after chunk size, no extension",
+            "SRV-LIMIT-15, RFC 9112 7.1.1",
+            Aborted,
+            echo_chunked("5 \r\nhello\r\n0\r\n\r\n"),
+        ),
+        case(
             "100 KiB chunk extension",
             "HTTP-BODY-14",
             Aborted,
@@ -468,6 +501,24 @@ fn corpus() -> Vec<Case> {
             "SRV-LIMIT-1, RFC 9112 3.2",
             "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
         ),
+        case(
+            "empty Host with an origin-form target",
+            "SRV-LIMIT-1, RFC 9110 4.2.1",
+            Status(400),
+            "GET / HTTP/1.1\r\nHost: \r\n\r\n",
+        ),
+        case(
+            "raw UTF-8 in the target",
+            "SRV-LIMIT-1, RFC 9112 3.2",
+            Status(400),
+            "GET /caf\u{e9} HTTP/1.1\r\nHost: a\r\n\r\n",
+        ),
+        case(
+            "first line without an HTTP version (broken HTTP/2 preface)",
+            "SRV-LIMIT-17, RFC 9113 3.4",
+            Silent,
+            "INVALID CONNECTION PREFACE\r\n\r\n",
+        ),
         reject(
             "Host value with a space",
             "RFC 9112 3.2",
@@ -489,10 +540,17 @@ fn corpus() -> Vec<Case> {
             "SRV-LIMIT-5",
             format!("GET {long_target} HTTP/1.1\r\nHost: a\r\n\r\n"),
         ),
-        reject(
+        case(
             "20 KiB target > both limits",
-            "SRV-LIMIT-5",
+            "SRV-LIMIT-5, RFC 9112 3",
+            Status(414),
             format!("GET {huge_target} HTTP/1.1\r\nHost: a\r\n\r\n"),
+        ),
+        case(
+            "10 KiB method > --max-header-bytes",
+            "SRV-LIMIT-5",
+            Status(400),
+            format!("{} / HTTP/1.1\r\nHost: a\r\n\r\n", "M".repeat(10 * 1024)),
         ),
         // ---- pipelining and smuggling (SRV-LIMIT-4, HTTP-BODY-10) ----
         case(
@@ -661,6 +719,17 @@ fn check(expect: Expect, transcript: &Transcript) -> Result<(), String> {
         Expect::BodyNotParsed => {
             if finals.first().is_none_or(|r| !r.is_success()) {
                 return Err("the valid GET with a body was not answered 2xx".into());
+            }
+        }
+        Expect::Status(status) => {
+            let statuses: Vec<u16> = finals.iter().map(|r| r.status).collect();
+            if statuses != [status] {
+                return Err(format!("answered {statuses:?} instead of [{status}]"));
+            }
+        }
+        Expect::Silent => {
+            if !transcript.responses.is_empty() || transcript.junk.is_some() {
+                return Err("answered, instead of closing without a response".into());
             }
         }
         Expect::HigherMinorVersion => {

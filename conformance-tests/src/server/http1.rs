@@ -1086,10 +1086,11 @@ async fn cl_and_te_answered(conn: &mut WireConn) -> Result<(), String> {
     Ok(())
 }
 
-/// SRV-LIMIT-15: a chunked body that breaks RFC 9112 §7.1 (here, lines ended by a bare LF) is
-/// refused or fails, and no request after it is read: nothing hides behind it.
+/// SRV-LIMIT-15: a chunked body that breaks RFC 9112 §7.1 (lines ended by a bare LF, chunk
+/// extensions off their §7.1.1 grammar) is refused or fails, and no request after it is read:
+/// nothing hides behind it.
 async fn malformed_chunked_body(target: Target) -> Result<(), String> {
-    let cases: [(&[u8], &str); 3] = [
+    let cases: [(&[u8], &str); 7] = [
         (
             b"5\r\nhello\r\n0\r\nx-t: a\n\n",
             "a trailer line ended by a bare LF",
@@ -1098,6 +1099,22 @@ async fn malformed_chunked_body(target: Target) -> Result<(), String> {
         (
             b"5\nhello\r\n0\r\n\r\n",
             "a chunk-size line ended by a bare LF",
+        ),
+        (
+            b"5;\r\nhello\r\n0\r\n\r\n",
+            "a chunk extension without a name",
+        ),
+        (
+            b"5;bad[=x\r\nhello\r\n0\r\n\r\n",
+            "a chunk extension name that is no token",
+        ),
+        (
+            b"5;a=\"b\r\nhello\r\n0\r\n\r\n",
+            "an unterminated quoted chunk extension",
+        ),
+        (
+            b"5 \r\nhello\r\n0\r\n\r\n",
+            "whitespace after a chunk size, without an extension",
         ),
     ];
     for (body, what) in cases {
@@ -1156,6 +1173,12 @@ async fn malformed_head(target: Target) -> Result<(), String> {
         &target,
         b"GET /meta HTTP/1.1\r\nhost: a\r\nbad header: x\r\n\r\n",
         "space in a field name",
+    )
+    .await?;
+    rejected_and_closed(
+        &target,
+        "GET /meta/caf\u{e9} HTTP/1.1\r\nhost: a\r\n\r\n".as_bytes(),
+        "raw UTF-8 in the target (RFC 9112 §3.2: it must be percent-encoded)",
     )
     .await?;
     rejected_and_closed(

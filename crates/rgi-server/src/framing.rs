@@ -46,6 +46,9 @@ pub(crate) enum Refusal {
     Framing,
     /// A head longer than the limit: `431` (`SRV-LIMIT-5`).
     HeadTooLarge,
+    /// A request line longer than the head limit because of its target: `414`
+    /// (`SRV-LIMIT-5`). (One that is that long before its target is `Framing`.)
+    TargetTooLong,
 }
 
 /// The verdicts of one connection, one per request head the guard saw, taken in order by the
@@ -135,10 +138,11 @@ enum State {
     ChunkStart,
     /// In the hex digits of a chunk size: the size so far.
     ChunkSize(u64),
-    /// In whitespace after a chunk size (only more whitespace, `;` or CR may follow).
+    /// In whitespace after a chunk size: only more whitespace or the `;` of an extension
+    /// may follow (RFC 9112 §7.1.1 allows whitespace only before `;`).
     ChunkSizeSpace(u64),
-    /// In a chunk extension, up to the CR that ends the line.
-    ChunkExtension(u64),
+    /// In the chunk extensions, up to the CR that ends the line: where in their grammar.
+    ChunkExtension(u64, Extension),
     /// After the CR of a chunk-size line: LF must follow.
     ChunkSizeLf(u64),
     /// In chunk data.
@@ -165,6 +169,58 @@ enum State {
     Off,
 }
 
+/// Where the scanner is in a chunk-size line's extensions (RFC 9112 §7.1.1):
+/// `*( BWS ";" BWS name [ BWS "=" BWS ( token / quoted-string ) ] )`, names being tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Extension {
+    /// After `;`: whitespace, then the name.
+    BeforeName,
+    /// In the name.
+    Name,
+    /// In whitespace after the name: `=` or `;` must follow.
+    AfterName,
+    /// After `=`: whitespace, then a token or a quoted string.
+    BeforeValue,
+    /// In a token value.
+    Token,
+    /// In a quoted-string value.
+    Quoted,
+    /// After a backslash in a quoted string: the escaped character.
+    QuotedPair,
+    /// Right after a quoted string's closing quote: whitespace, `;` or the CR.
+    Closed,
+    /// In whitespace after a value: `;` must follow.
+    AfterValue,
+}
+
+impl Extension {
+    /// The position after `byte`, or `None` when `byte` breaks the grammar; `Some(None)` for
+    /// the CR that ends the line.
+    fn next(self, byte: u8) -> Option<Option<Extension>> {
+        use Extension::*;
+        let whitespace = matches!(byte, b' ' | b'\t');
+        // qdtext, or the escaped character of a quoted-pair: HTAB, SP, VCHAR, obs-text.
+        let quotable = matches!(byte, b'\t' | b' '..=b'~' | 0x80..=0xff);
+        let next = match self {
+            // Whitespace is allowed before `;` and `=` and after them, never before the CR.
+            Name | Token | Closed if byte == b'\r' => return Some(None),
+            BeforeName | BeforeValue if whitespace => self,
+            Name | AfterName if whitespace => AfterName,
+            Token | Closed | AfterValue if whitespace => AfterValue,
+            BeforeName | Name if is_tchar(byte) => Name,
+            BeforeValue | Token if is_tchar(byte) => Token,
+            Name | AfterName if byte == b'=' => BeforeValue,
+            Name | AfterName | Token | Closed | AfterValue if byte == b';' => BeforeName,
+            BeforeValue if byte == b'"' => Quoted,
+            Quoted if byte == b'"' => Closed,
+            Quoted if byte == b'\\' => QuotedPair,
+            Quoted | QuotedPair if quotable => Quoted,
+            _ => return None,
+        };
+        Some(Some(next))
+    }
+}
+
 /// The protocol switch a request offered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Switch {
@@ -179,10 +235,11 @@ enum Switch {
 /// Follows the framing of an HTTP/1 request stream.
 ///
 /// Its grammar for chunked bodies is RFC 9112 §7.1 without leniency: CRLF ends every line (a
-/// bare LF is malformed), whitespace after a chunk size is allowed only before `;` or CRLF (as
-/// hyper allows it), and trailer lines must be well-formed fields. hyper's own decoder is never
-/// stricter than this, so whatever hyper accepts as one message the guard reads as the same
-/// message, or refuses (`SRV-LIMIT-15`).
+/// bare LF is malformed), whitespace after a chunk size is allowed only before the `;` of an
+/// extension, extensions follow their grammar (token names, token or quoted-string values),
+/// and trailer lines must be well-formed fields. hyper's own decoder is never stricter than
+/// this (it allows whitespace before the CR and skips extensions unread), so whatever hyper
+/// accepts as one message the guard reads as the same message, or refuses (`SRV-LIMIT-15`).
 #[derive(Debug)]
 struct Scanner {
     state: State,
@@ -207,6 +264,12 @@ struct Scanner {
     /// upgrade instead of shutting it down: responses held back for batching would be lost,
     /// so none are held from then on.
     switch_declined: bool,
+    /// Set until the connection's first request line was read, on a port that also serves
+    /// HTTP/2 with prior knowledge (`SRV-LIMIT-17`).
+    check_first_line: bool,
+    /// Set when the connection's first line is no HTTP/1 request line (it has no HTTP
+    /// version): the connection closes without a response (`SRV-LIMIT-17`).
+    not_http: bool,
     /// The connection: where the verdicts go.
     conn: Arc<ConnState>,
 }
@@ -225,7 +288,7 @@ const MAX_TRAILER_LINES: u32 = 100;
 const SWITCH_STASH_LIMIT: usize = 64 * 1024;
 
 impl Scanner {
-    fn new(max_head: usize, conn: Arc<ConnState>) -> Self {
+    fn new(max_head: usize, conn: Arc<ConnState>, check_first_line: bool) -> Self {
         Self {
             state: State::Head,
             head: Vec::new(),
@@ -237,6 +300,8 @@ impl Scanner {
             trailer_lines: 0,
             poisoned: false,
             switch_declined: false,
+            check_first_line,
+            not_http: false,
             conn,
         }
     }
@@ -255,6 +320,13 @@ impl Scanner {
                     break;
                 }
                 State::Head if self.head.is_empty() && !matches!(bytes[0], b'\r' | b'\n') => {
+                    if self.check_first_line {
+                        if let Some(end) = memchr::memchr(b'\n', bytes) {
+                            if !self.first_line(has_http_version(trim_line(&bytes[..=end]))) {
+                                break;
+                            }
+                        }
+                    }
                     // The common case: a whole head in this read. It is followed in place,
                     // without copying it into the head buffer.
                     match read_head(bytes) {
@@ -315,9 +387,20 @@ impl Scanner {
 
     fn append_head(&mut self, bytes: &[u8]) {
         if self.head.len() + bytes.len() > self.max_head {
-            // The next request hyper delivers is this one: refused with `431`. What follows
-            // it cannot be followed (the connection closes after the refusal anyway).
-            self.conn.verdicts.push(Some(Refusal::HeadTooLarge));
+            // The next request hyper delivers is this one: refused with `431`, or `414` when
+            // its request line is what is too long, because of its target (`400` when the
+            // method is that long). What follows it cannot be followed (the connection closes
+            // after the refusal anyway). The head holds no line end before the request line's.
+            let method_end = memchr::memchr(b' ', &self.head)
+                .or_else(|| memchr::memchr(b' ', bytes).map(|at| self.head.len() + at));
+            let refusal = if memchr::memchr(b'\n', &self.head).is_some() {
+                Refusal::HeadTooLarge
+            } else if method_end.is_some_and(|end| end < self.max_head) {
+                Refusal::TargetTooLong
+            } else {
+                Refusal::Framing
+            };
+            self.conn.verdicts.push(Some(refusal));
             self.state = State::Off;
             self.head = Vec::new();
         } else {
@@ -334,6 +417,9 @@ impl Scanner {
         if trimmed.is_empty() {
             // Leading empty lines before the request line are ignored.
             self.head.clear();
+            return;
+        }
+        if self.check_first_line && !self.first_line(has_http_version(trimmed)) {
             return;
         }
         let ends_head = self.head.ends_with(b"\n\n") || self.head.ends_with(b"\n\r\n");
@@ -355,6 +441,20 @@ impl Scanner {
         if self.head.capacity() > KEPT_HEAD_CAPACITY {
             self.head.shrink_to(KEPT_HEAD_CAPACITY);
         }
+    }
+
+    /// The connection's first request line was read (`SRV-LIMIT-17`); `http`: whether it
+    /// has an HTTP version (`HTTP/…`, valid or not, which hyper answers). If not, the
+    /// client does not speak HTTP/1 — on a port that also serves HTTP/2 with prior knowledge,
+    /// it may be a broken HTTP/2 preface — and nothing more is followed. Returns `http`.
+    fn first_line(&mut self, http: bool) -> bool {
+        self.check_first_line = false;
+        if !http {
+            self.not_http = true;
+            self.state = State::Off;
+            self.head = Vec::new();
+        }
+        http
     }
 
     fn head_done(&mut self, facts: HeadFacts) {
@@ -429,27 +529,22 @@ impl Scanner {
         let next = match self.state {
             State::ChunkStart => hex_digit(byte).map(State::ChunkSize),
             State::ChunkSize(size) => match byte {
-                b' ' | b'\t' => Some(State::ChunkSizeSpace(size)),
-                b';' => Some(State::ChunkExtension(size)),
+                b' ' | b'\t' => self.extension_byte(State::ChunkSizeSpace(size)),
+                b';' => self.extension_byte(State::ChunkExtension(size, Extension::BeforeName)),
                 b'\r' => Some(State::ChunkSizeLf(size)),
                 _ => hex_digit(byte)
                     .and_then(|digit| size.checked_mul(16)?.checked_add(digit))
                     .map(State::ChunkSize),
             },
             State::ChunkSizeSpace(size) => match byte {
-                b' ' | b'\t' => Some(State::ChunkSizeSpace(size)),
-                b';' => Some(State::ChunkExtension(size)),
-                b'\r' => Some(State::ChunkSizeLf(size)),
+                b' ' | b'\t' => self.extension_byte(State::ChunkSizeSpace(size)),
+                b';' => self.extension_byte(State::ChunkExtension(size, Extension::BeforeName)),
                 _ => None,
             },
-            State::ChunkExtension(size) => match byte {
-                b'\r' => Some(State::ChunkSizeLf(size)),
-                b'\t' | b' '..=b'~' | 0x80..=0xff => {
-                    self.extension_bytes += 1;
-                    (self.extension_bytes <= MAX_EXTENSION_BYTES)
-                        .then_some(State::ChunkExtension(size))
-                }
-                _ => None,
+            State::ChunkExtension(size, at) => match at.next(byte) {
+                Some(Some(at)) => self.extension_byte(State::ChunkExtension(size, at)),
+                Some(None) => Some(State::ChunkSizeLf(size)),
+                None => None,
             },
             State::ChunkSizeLf(size) => (byte == b'\n').then_some(if size == 0 {
                 State::TrailerLine
@@ -485,6 +580,13 @@ impl Scanner {
             Some(state) => self.state = state,
             None => self.malformed_body(),
         }
+    }
+
+    /// Counts a byte of a chunk-size line's extensions (or of the whitespace before them)
+    /// against their limit.
+    fn extension_byte(&mut self, next: State) -> Option<State> {
+        self.extension_bytes += 1;
+        (self.extension_bytes <= MAX_EXTENSION_BYTES).then_some(next)
     }
 
     /// Counts a byte of the trailer section against its limit.
@@ -595,6 +697,13 @@ fn read_head(bytes: &[u8]) -> Option<(usize, HeadFacts)> {
     }
 }
 
+/// Whether a first line looks like an HTTP/1 request line: `HTTP/` follows a space somewhere
+/// in it (RFC 9112 §2.2: "what appears from the start-line to be an HTTP request"), whatever
+/// else is wrong with it.
+fn has_http_version(line: &[u8]) -> bool {
+    memchr::memmem::find(line, b" HTTP/").is_some()
+}
+
 fn trim_line(line: &[u8]) -> &[u8] {
     let line = line.strip_suffix(b"\n").unwrap_or(line);
     line.strip_suffix(b"\r").unwrap_or(line)
@@ -698,7 +807,7 @@ impl<Io> FramingGuard<Io> {
             failed: false,
             read_waker: None,
             write_stall: StallTimer::new(None),
-            scanner: Scanner::new(max_head, conn),
+            scanner: Scanner::new(max_head, conn, allowed == Allowed::Both),
         }
     }
 }
@@ -832,7 +941,13 @@ impl<Io: AsyncRead + AsyncWrite> AsyncRead for FramingGuard<Io> {
                 }
             }
             if this.scanner.state != State::Off {
-                if let Some(accepted) = this.scanner.feed(fresh) {
+                let accepted = this.scanner.feed(fresh);
+                if this.scanner.not_http {
+                    // Closed without a response: hyper sees a failed read (SRV-LIMIT-17).
+                    *this.failed = true;
+                    return Poll::Ready(Err(not_http_error()));
+                }
+                if let Some(accepted) = accepted {
                     // A malformed body of a request the application already has (SRV-LIMIT-15):
                     // hyper gets the bytes before the offending one, then an error.
                     *this.failed = true;
@@ -845,6 +960,14 @@ impl<Io: AsyncRead + AsyncWrite> AsyncRead for FramingGuard<Io> {
         }
         result
     }
+}
+
+fn not_http_error() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        "the connection's first line is neither an HTTP/1 request line nor the HTTP/2 preface \
+         (SRV-LIMIT-17)",
+    )
 }
 
 fn malformed_body_error() -> io::Error {
@@ -1037,7 +1160,7 @@ mod tests {
     fn scan_refusals(chunks: &[&[u8]], max_head: usize) -> Vec<Option<Refusal>> {
         let conn = ConnState::detached();
         let verdicts = &conn.verdicts;
-        let mut scanner = Scanner::new(max_head, conn.clone());
+        let mut scanner = Scanner::new(max_head, conn.clone(), false);
         for chunk in chunks {
             scanner.feed(chunk);
         }
@@ -1104,8 +1227,63 @@ mod tests {
         assert_eq!(scan_refusals(&[&stream], 4096), [None, None]);
     }
 
+    /// SRV-LIMIT-17: on a port that also serves HTTP/2, a first line without an HTTP version
+    /// is no HTTP/1 request; one with any ` HTTP/` in it is left to hyper (a malformed one
+    /// gets `400`), and so are later lines.
+    #[test]
+    fn tells_a_first_line_that_is_not_http() {
+        let cases: &[(&[u8], bool)] = &[
+            (b"INVALID CONNECTION PREFACE\r\n\r\n", true),
+            (b"GET /\r\n", true),
+            (b"GET / http/1.1\r\nHost: a\r\n\r\n", true),
+            (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\n", true),
+            (b"GET / HTTP/1.1 \r\n\r\n", false),
+            (b"GET / HTTP/1.1\rHost: a\r\n\r\n", false),
+            (b"GET /HTTP/1.1\r\n\r\n", true),
+            (b"GET / HTTP/1.1\r\nHost: a\r\n\r\nNOT HTTP\r\n\r\n", false),
+            (b"GET / HTTP/9.9\r\nHost: a\r\n\r\n", false),
+            (b"GET / HTTP/1\r\n", false),
+            (b"\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", false),
+        ];
+        for &(stream, not_http) in cases {
+            for size in [stream.len(), 1, 5] {
+                let conn = ConnState::detached();
+                let mut scanner = Scanner::new(8192, conn.clone(), true);
+                for chunk in stream.chunks(size) {
+                    scanner.feed(chunk);
+                }
+                let text = String::from_utf8_lossy(stream);
+                assert_eq!(scanner.not_http, not_http, "{text} in {size}-byte reads");
+            }
+            let conn = ConnState::detached();
+            let mut scanner = Scanner::new(8192, conn.clone(), false);
+            scanner.feed(stream);
+            assert!(!scanner.not_http, "unchecked port");
+        }
+    }
+
+    /// SRV-LIMIT-5: a request line over the head limit is refused with `414` when its target
+    /// makes it long, and `400` when its method does, however it arrives.
+    #[test]
+    fn flags_request_lines_over_the_limit() {
+        let long_target = format!("GET /{} HTTP/1.1\r\nHost: a\r\n\r\n", "t".repeat(300));
+        let long_method = format!("{} / HTTP/1.1\r\nHost: a\r\n\r\n", "M".repeat(300));
+        let cases = [
+            (long_target, Refusal::TargetTooLong),
+            (long_method, Refusal::Framing),
+        ];
+        for (head, refusal) in &cases {
+            let stream = head.as_bytes();
+            assert_eq!(scan_refusals(&[stream], 256), [Some(*refusal)], "{head}");
+            let bytes: Vec<&[u8]> = stream.chunks(7).collect();
+            assert_eq!(scan_refusals(&bytes, 256), [Some(*refusal)], "{head}");
+            let (first, rest) = stream.split_at(100);
+            assert_eq!(scan_refusals(&[first, rest], 256), [Some(*refusal)]);
+        }
+    }
+
     fn scanner(conn: &Arc<ConnState>) -> Scanner {
-        Scanner::new(8192, conn.clone())
+        Scanner::new(8192, conn.clone(), false)
     }
 
     /// SRV-LIMIT-15: every malformed chunked body is refused before the application has it.
@@ -1113,6 +1291,7 @@ mod tests {
     fn flags_malformed_chunked_bodies() {
         let head = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
         let long_extension = format!("5;{}\r\nhello\r\n0\r\n\r\n", "x".repeat(17 * 1024));
+        let whitespace_run = format!("5{};a\r\nhello\r\n0\r\n\r\n", " ".repeat(17 * 1024));
         let long_trailer = format!("0\r\nX: {}\r\n\r\n", "x".repeat(17 * 1024));
         let many_trailers = format!("0\r\n{}\r\n", "X: y\r\n".repeat(101));
         let bodies: &[&[u8]] = &[
@@ -1125,7 +1304,24 @@ mod tests {
             b";x\r\nhello\r\n0\r\n\r\n",
             b"5;a\nb\r\nhello\r\n0\r\n\r\n",
             b"5;a\0b\r\nhello\r\n0\r\n\r\n",
+            // RFC 9112 §7.1.1: whitespace only before `;` and `=`, token names, token or
+            // quoted-string values.
+            b"5 \r\nhello\r\n0\r\n\r\n",
+            b"5\r\nhello\r\n0\t\r\n\r\n",
+            b"5;\r\nhello\r\n0\r\n\r\n",
+            b"5;a \r\nhello\r\n0\r\n\r\n",
+            b"5;a=b \r\nhello\r\n0\r\n\r\n",
+            b"5;a=\r\nhello\r\n0\r\n\r\n",
+            b"5;bad[=x\r\nhello\r\n0\r\n\r\n",
+            b"5;a=b[\r\nhello\r\n0\r\n\r\n",
+            b"5;a=b c\r\nhello\r\n0\r\n\r\n",
+            b"5;a=\"b\r\nhello\r\n0\r\n\r\n",
+            b"5;a=\"b\"c\r\nhello\r\n0\r\n\r\n",
+            b"5;a=\"b\\\x01\"\r\nhello\r\n0\r\n\r\n",
+            b"5;;a\r\nhello\r\n0\r\n\r\n",
+            b"5;=b\r\nhello\r\n0\r\n\r\n",
             long_extension.as_bytes(),
+            whitespace_run.as_bytes(),
             b"0\r\nX-T: a\n\nGET / HTTP/1.1\r\n\r\n",
             b"0\r\nX-T: a\r\n folded\r\n\r\n",
             b"0\r\n folded: a\r\n\r\n",
@@ -1157,8 +1353,9 @@ mod tests {
         let head = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
         let bodies: &[&[u8]] = &[
             b"5\r\nhello\r\n0\r\n\r\n",
-            b"5 \r\nhello\r\n0\t\r\n\r\n",
             b"5 ; a=b\r\nhello\r\n0;c=\"d e\"\r\n\r\n",
+            b"5;a\r\nhello\r\n0\t;b \t; c = d ;e\r\n\r\n",
+            b"5;a=\"\\\"q\\\\ \xe9\t;\" ;b=\"\"\r\nhello\r\n0;!#$%&'*+-.^_`|~=x\r\n\r\n",
             b"A\r\n0123456789\r\n0\r\nX-A: 1\r\nx-b:\r\nX-C: v\xe9 w\t\r\n\r\n",
             b"00000\r\n\r\n",
         ];

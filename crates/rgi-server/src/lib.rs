@@ -191,10 +191,13 @@
 //!   client that does not send the preface is refused; `http/1.1` or `http/1.0`: HTTP/1.x);
 //!   a client that offers no ALPN gets the first bytes looked at, as on a cleartext port. There
 //!   a connection that starts with the HTTP/2 preface speaks HTTP/2 with prior knowledge and
-//!   anything else HTTP/1.x, so a broken preface is answered as an HTTP/1 request (`400`)
-//!   rather than with an HTTP/2 `GOAWAY`. `--http1-only` and `--http2-only` refuse the other.
+//!   anything else HTTP/1.x. A first line with no HTTP version (a broken preface, HTTP/0.9,
+//!   another protocol) is closed without a response (`SRV-LIMIT-17`); one with an `HTTP/`
+//!   version hyper cannot serve gets `400`. `--http1-only` and `--http2-only` refuse the other
+//!   protocol.
 //! - **Chunked bodies** (`SRV-LIMIT-15`): read by RFC 9112 §7.1 without leniency (a bare LF,
-//!   junk after a chunk size or a malformed trailer line is malformed); refused with `400`
+//!   whitespace or junk after a chunk size, an extension off its §7.1.1 grammar or a malformed
+//!   trailer line is malformed); refused with `400`
 //!   before the application has the request, or ending the connection after it, so that no
 //!   request can hide in a trailer section.
 //! - **Cancellation** (`CORE-CANCEL-4`): the application's call future is dropped as soon as

@@ -1002,9 +1002,26 @@ fn has_token(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
         .any(|item| item.trim().eq_ignore_ascii_case(token))
 }
 
+/// Whether the request target is all US-ASCII, as RFC 9112 §3.2 and RFC 3986 require (other
+/// bytes must be percent-encoded; `SRV-LIMIT-1`). hyper and the `http` crate let UTF-8
+/// through, on every version.
+fn target_is_ascii(uri: &http::Uri) -> bool {
+    uri.path_and_query().is_none_or(|pq| pq.as_str().is_ascii())
+        && uri.authority().is_none_or(|a| a.as_str().is_ascii())
+}
+
+/// Whether a request's one `host` value is acceptable: a valid `host[:port]`, or empty with
+/// a target that carries its own authority, which wins over `host` (RFC 9112 §3.2.2).
+/// Otherwise an empty value would give the target URI an empty host, which RFC 9110 §4.2.1
+/// makes invalid.
+fn acceptable_host(value: &[u8], uri: &http::Uri) -> bool {
+    valid_host(value) || (value.is_empty() && uri.authority().is_some())
+}
+
 /// Request heads hyper accepts but the spec rejects (`SRV-LIMIT-1`): HTTP/1.1 without exactly
-/// one `host`, a `host` that is no valid `host[:port]`, an asterisk-form target with a method other than `OPTIONS`, an authority-form
-/// target with a method other than `CONNECT`.
+/// one `host`, a `host` that is no valid `host[:port]` (an empty one only with a target that
+/// has its own authority), an asterisk-form target with a method other than `OPTIONS`, an
+/// authority-form target with a method other than `CONNECT`.
 fn malformed_head(parts: &http::request::Parts) -> bool {
     if parts.version >= Version::HTTP_2 {
         return false;
@@ -1013,8 +1030,7 @@ fn malformed_head(parts: &http::request::Parts) -> bool {
     match (hosts.next(), hosts.next()) {
         (None, _) if parts.version == Version::HTTP_11 => return true,
         (Some(_), Some(_)) => return true,
-        // An empty value is allowed; anything else must be a valid authority (host[:port]).
-        (Some(host), None) if !host.is_empty() && !valid_host(host.as_bytes()) => return true,
+        (Some(host), None) if !acceptable_host(host.as_bytes(), &parts.uri) => return true,
         _ => {}
     }
     let uri = &parts.uri;
@@ -1184,8 +1200,9 @@ pub(crate) fn serve_request<A: App>(
         Some(match refusal {
             crate::framing::Refusal::Framing => StatusCode::BAD_REQUEST,
             crate::framing::Refusal::HeadTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            crate::framing::Refusal::TargetTooLong => StatusCode::URI_TOO_LONG,
         })
-    } else if malformed_head(&parts) {
+    } else if malformed_head(&parts) || !target_is_ascii(&parts.uri) {
         Some(StatusCode::BAD_REQUEST)
     } else if let Some(status) = transfer_coding_refusal(&parts) {
         Some(status)

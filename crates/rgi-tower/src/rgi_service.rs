@@ -227,7 +227,7 @@ where
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         let (mut parts, body) = req.into_parts();
         if let Some(why) = malformed_head(&parts) {
-            // SRV-LIMIT-13, SRV-LIMIT-14: answered without calling the application.
+            // SRV-LIMIT-1, SRV-LIMIT-13, SRV-LIMIT-14: answered without calling the application.
             tracing::debug!(why, "rejected a malformed request head");
             return ResponseFuture::rejected();
         }
@@ -298,16 +298,26 @@ impl<B> ResponseFuture<B> {
     }
 }
 
-/// A request head the service refuses (`SRV-LIMIT-13`, `SRV-LIMIT-14`).
+/// A request head the service refuses (`SRV-LIMIT-1`, `SRV-LIMIT-13`, `SRV-LIMIT-14`).
 #[derive(Debug, thiserror::Error)]
 #[error("malformed request head")]
 struct Rejected;
 
-/// Why a request head must be refused: framing fields that contradict each other
-/// (`content-length` with `transfer-encoding`, several different lengths, `chunked` twice), which an RGI server
-/// must not pass on (`SRV-LIMIT-13`, `SRV-LIMIT-14`). (A missing `host` is the host server's to judge: requests
-/// made in-process, by a router or a test, often have none.)
+/// Why a request head must be refused: a target with bytes outside US-ASCII (which hyper
+/// and the `http` crate let through; `SRV-LIMIT-1`), or, on HTTP/1, framing fields that
+/// contradict each other (`content-length` with `transfer-encoding`, several different
+/// lengths, `chunked` twice), which an RGI server must not pass on (`SRV-LIMIT-13`,
+/// `SRV-LIMIT-14`). (A missing `host` is the host server's to judge: requests made
+/// in-process, by a router or a test, often have none.)
 fn malformed_head(parts: &http::request::Parts) -> Option<&'static str> {
+    if !parts
+        .uri
+        .path_and_query()
+        .is_none_or(|target| target.as_str().is_ascii())
+    {
+        // RFC 9112 §3.2, RFC 3986: other bytes must be percent-encoded.
+        return Some("bytes outside US-ASCII in the target");
+    }
     if parts.version >= http::Version::HTTP_2 {
         return None;
     }
