@@ -32,6 +32,12 @@ pub(super) fn cases() -> Vec<ServerCase> {
             connection_specific_fields
         ),
         server_case!(
+            "http2: a host field contradicting :authority is malformed",
+            ["SRV-LIMIT-18"],
+            Some(Capability::Http2),
+            host_contradicting_authority
+        ),
+        server_case!(
             "http2: explicit stream and header-list limits; rapid resets end with GOAWAY",
             ["SRV-LIMIT-10"],
             Some(Capability::Http2),
@@ -222,6 +228,60 @@ async fn connection_specific_fields(target: Target) -> Result<(), String> {
     check!(
         after == before + 2,
         "the application was called {} times for malformed requests",
+        after.saturating_sub(before + 2)
+    );
+    Ok(())
+}
+
+/// SRV-LIMIT-18: `host: other.test` against `:authority: conformance.test` (and two `host`
+/// fields) is refused — a reset with `PROTOCOL_ERROR` or a `400` — without calling the
+/// application; a `host` equal to `:authority` but for case is served.
+async fn host_contradicting_authority(target: Target) -> Result<(), String> {
+    // `:status: 400` and `:status: 200` from the HPACK static table (indexes 12 and 8).
+    const STATUS_400: u8 = 0x80 | 12;
+    const STATUS_200: u8 = 0x80 | 8;
+    let before = calls(&target).await?;
+    let mut conn = H2Conn::connect(target.addr).await?;
+    let cases: [(&[(&str, &str)], bool); 3] = [
+        (&[("host", "other.test")], false),
+        (
+            &[("host", "conformance.test"), ("host", "other.test")],
+            false,
+        ),
+        (&[("host", "Conformance.TEST")], true),
+    ];
+    let mut stream = 1;
+    for (fields, served) in cases {
+        conn.send(&h2frames::get(stream, "/meta", fields)).await?;
+        let answer = conn
+            .read_until(|f| f.stream == stream || f.kind == GOAWAY)
+            .await?
+            .ok_or_else(|| format!("{fields:?}: the connection closed without an answer"))?;
+        let first = answer.payload.first().copied();
+        if served {
+            check!(
+                answer.kind == HEADERS && first == Some(STATUS_200),
+                "a request with {fields:?} and :authority conformance.test was not served \
+                 (frame type {}, first header byte {first:?})",
+                answer.kind
+            );
+        } else {
+            let reset = answer.kind == RST_STREAM && answer.error_code() == Some(0x1);
+            let refused = answer.kind == HEADERS && first == Some(STATUS_400);
+            check!(
+                reset || refused,
+                "a request with {fields:?} and :authority conformance.test got frame type {} \
+                 (error {:?}, first header byte {first:?}), not a 400 or RST_STREAM(PROTOCOL_ERROR)",
+                answer.kind,
+                answer.error_code()
+            );
+        }
+        stream += 2;
+    }
+    let after = calls(&target).await?;
+    check!(
+        after == before + 2,
+        "the application was called {} times for the malformed requests",
         after.saturating_sub(before + 2)
     );
     Ok(())

@@ -278,8 +278,9 @@
 //!   printed only after startup succeeded; startup runs once per run whatever `--workers` is,
 //!   and every worker shares the one application value, held in an `Arc` until the last call,
 //!   body and handler are dropped and [`rgi::App::shutdown`] has returned.
-//! - **HTTP/2 field rules** (`SRV-LIMIT-12`): requests carrying connection-specific fields are
-//!   malformed for the `h2` crate, which resets the stream before the service is called.
+//! - **HTTP/2 field rules** (`SRV-LIMIT-12`, `SRV-LIMIT-18`): requests carrying
+//!   connection-specific fields are malformed for the `h2` crate, which resets the stream
+//!   before the service is called; a `host` that contradicts `:authority` gets `400`.
 //! - **Logging** (`SRV-LOG-1`, `SRV-LOG-2`, `SRV-LOG-4`): application failures are logged at
 //!   error level with the error, method, path and connection id, and what the server did; a
 //!   departed client is logged at debug level only; malformed requests and exceeded limits are

@@ -1010,6 +1010,24 @@ fn target_is_ascii(uri: &http::Uri) -> bool {
         && uri.authority().is_none_or(|a| a.as_str().is_ascii())
 }
 
+/// Whether an HTTP/2 request's `host` field names another authority than its `:authority`
+/// (compared without regard to case), or appears more than once: RFC 9113 §8.3.1 lets a server
+/// treat it as malformed, and `SRV-LIMIT-18` asks it to, so that no two components read two
+/// different authorities from one request.
+fn host_contradicts_authority(parts: &http::request::Parts) -> bool {
+    let Some(authority) = parts.uri.authority() else {
+        return false;
+    };
+    let mut hosts = parts.headers.get_all(header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (None, _) => false,
+        (Some(host), None) => !host
+            .as_bytes()
+            .eq_ignore_ascii_case(authority.as_str().as_bytes()),
+        (Some(_), Some(_)) => true,
+    }
+}
+
 /// Whether a request's one `host` value is acceptable: a valid `host[:port]`, or empty with
 /// a target that carries its own authority, which wins over `host` (RFC 9112 §3.2.2).
 /// Otherwise an empty value would give the target URI an empty host, which RFC 9110 §4.2.1
@@ -1021,10 +1039,11 @@ fn acceptable_host(value: &[u8], uri: &http::Uri) -> bool {
 /// Request heads hyper accepts but the spec rejects (`SRV-LIMIT-1`): HTTP/1.1 without exactly
 /// one `host`, a `host` that is no valid `host[:port]` (an empty one only with a target that
 /// has its own authority), an asterisk-form target with a method other than `OPTIONS`, an
-/// authority-form target with a method other than `CONNECT`.
+/// authority-form target with a method other than `CONNECT`; on HTTP/2, a `host` that
+/// differs from `:authority` (`SRV-LIMIT-18`).
 fn malformed_head(parts: &http::request::Parts) -> bool {
     if parts.version >= Version::HTTP_2 {
-        return false;
+        return host_contradicts_authority(parts);
     }
     let mut hosts = parts.headers.get_all(header::HOST).iter();
     match (hosts.next(), hosts.next()) {

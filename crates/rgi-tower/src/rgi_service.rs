@@ -227,7 +227,7 @@ where
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         let (mut parts, body) = req.into_parts();
         if let Some(why) = malformed_head(&parts) {
-            // SRV-LIMIT-1, SRV-LIMIT-13, SRV-LIMIT-14: answered without calling the application.
+            // SRV-LIMIT-1, -13, -14, -18: answered without calling the application.
             tracing::debug!(why, "rejected a malformed request head");
             return ResponseFuture::rejected();
         }
@@ -304,7 +304,8 @@ impl<B> ResponseFuture<B> {
 struct Rejected;
 
 /// Why a request head must be refused: a target with bytes outside US-ASCII (which hyper
-/// and the `http` crate let through; `SRV-LIMIT-1`), or, on HTTP/1, framing fields that
+/// and the `http` crate let through; `SRV-LIMIT-1`), on HTTP/2 a `host` that contradicts
+/// `:authority` (`SRV-LIMIT-18`), or, on HTTP/1, framing fields that
 /// contradict each other (`content-length` with `transfer-encoding`, several different
 /// lengths, `chunked` twice), which an RGI server must not pass on (`SRV-LIMIT-13`,
 /// `SRV-LIMIT-14`). (A missing `host` is the host server's to judge: requests made
@@ -319,7 +320,16 @@ fn malformed_head(parts: &http::request::Parts) -> Option<&'static str> {
         return Some("bytes outside US-ASCII in the target");
     }
     if parts.version >= http::Version::HTTP_2 {
-        return None;
+        // RFC 9113 §8.3.1: a `host` naming another authority than `:authority` (SRV-LIMIT-18).
+        let mut hosts = parts.headers.get_all(header::HOST).iter();
+        let contradicts = match (parts.uri.authority(), hosts.next(), hosts.next()) {
+            (Some(_), Some(_), Some(_)) => true,
+            (Some(authority), Some(host), None) => !host
+                .as_bytes()
+                .eq_ignore_ascii_case(authority.as_str().as_bytes()),
+            _ => false,
+        };
+        return contradicts.then_some("a host field that contradicts :authority");
     }
     let lengths = parts.headers.get_all(header::CONTENT_LENGTH);
     if lengths.iter().next().is_some() && parts.headers.contains_key(header::TRANSFER_ENCODING) {
