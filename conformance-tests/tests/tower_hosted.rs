@@ -5,8 +5,9 @@
 //! The host is a minimal hyper-util accept loop. It plays its own part of the contract the way
 //! any host that knows its sockets would: it inserts `rgi::ConnectionInfo` with the two ends of
 //! the connection and a per-connection id (`HTTP-CONN-2`, `HTTP-CONN-6`), which `RgiService`
-//! cannot know, and refuses HTTP/1.1 heads without exactly one `host` (`SRV-LIMIT-1`), which
-//! hyper lets through; everything else is the adapter's.
+//! cannot know, and refuses HTTP/1.1 heads without exactly one `host` (`SRV-LIMIT-1`) and
+//! HTTP/2 requests with neither `:authority` nor `host` (`SRV-LIMIT-18`), which hyper lets
+//! through; everything else is the adapter's.
 //!
 //! The manifest is exactly what this path claims: `RgiService::server_info()` (request trailers,
 //! raw upgrades with the crate feature `hyper`) plus the HTTP versions of the host. Cases for
@@ -52,12 +53,15 @@ async fn serve(service: RgiService<Probe>) -> (SocketAddr, JoinSet<()>) {
             let inner = service.clone();
             let host =
                 hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
-                    // SRV-LIMIT-1 is the host's to enforce (hyper serves HTTP/1.1 without
-                    // `host`; requests made in-process legitimately have none, so the adapter
-                    // leaves it to the host).
+                    // SRV-LIMIT-1 and SRV-LIMIT-18's missing authority are the host's to
+                    // enforce (hyper serves HTTP/1.1 without `host`; requests made in-process
+                    // legitimately have none, so the adapter leaves it to the host).
                     let hosts = req.headers().get_all(http::header::HOST).iter().count();
                     let missing_host = req.version() == http::Version::HTTP_11 && hosts != 1
-                        || req.version() == http::Version::HTTP_10 && hosts > 1;
+                        || req.version() == http::Version::HTTP_10 && hosts > 1
+                        || req.version() == http::Version::HTTP_2
+                            && hosts == 0
+                            && req.uri().authority().is_none();
                     req.extensions_mut().insert(
                         ConnectionInfo::new(
                             SocketAddress::Tcp(local),

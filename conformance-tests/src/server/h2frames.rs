@@ -182,15 +182,28 @@ fn string(out: &mut Vec<u8>, value: &str) {
     out.extend_from_slice(value.as_bytes());
 }
 
-/// The header block of `GET path` with the given extra fields (lowercase names).
+/// The header block of `GET path` with `:authority: conformance.test` and the given extra
+/// fields (lowercase names).
 pub(super) fn get_block(path: &str, fields: &[(&str, &str)]) -> Vec<u8> {
+    get_block_for(Some("conformance.test"), path, fields)
+}
+
+/// The header block of `GET path` with the given `:authority` (none: left out) and extra
+/// fields (lowercase names).
+pub(super) fn get_block_for(
+    authority: Option<&str>,
+    path: &str,
+    fields: &[(&str, &str)],
+) -> Vec<u8> {
     // :method GET (static 2), :scheme http (static 6).
     let mut out = vec![0x82, 0x86];
     // :path and :authority: literal without indexing, indexed names 4 and 1.
     out.push(0x04);
     string(&mut out, path);
-    out.push(0x01);
-    string(&mut out, "conformance.test");
+    if let Some(authority) = authority {
+        out.push(0x01);
+        string(&mut out, authority);
+    }
     for (name, value) in fields {
         out.push(0x00);
         string(&mut out, name);

@@ -233,26 +233,40 @@ async fn connection_specific_fields(target: Target) -> Result<(), String> {
     Ok(())
 }
 
-/// SRV-LIMIT-18: `host: other.test` against `:authority: conformance.test` (and two `host`
-/// fields) is refused — a reset with `PROTOCOL_ERROR` or a `400` — without calling the
-/// application; a `host` equal to `:authority` but for case is served.
+/// SRV-LIMIT-18: `host: other.test` against `:authority: conformance.test`, two `host`
+/// fields, and neither `:authority` nor `host` are refused — a reset with `PROTOCOL_ERROR` or
+/// a `400` — without calling the application; a `host` equal to `:authority` but for case,
+/// and a `host` without `:authority`, are served.
 async fn host_contradicting_authority(target: Target) -> Result<(), String> {
     // `:status: 400` and `:status: 200` from the HPACK static table (indexes 12 and 8).
     const STATUS_400: u8 = 0x80 | 12;
     const STATUS_200: u8 = 0x80 | 8;
+    const AUTHORITY: Option<&str> = Some("conformance.test");
     let before = calls(&target).await?;
     let mut conn = H2Conn::connect(target.addr).await?;
-    let cases: [(&[(&str, &str)], bool); 3] = [
-        (&[("host", "other.test")], false),
+    // `:authority` (none: left out), extra fields, whether the request is served.
+    type Case<'a> = (Option<&'a str>, &'a [(&'a str, &'a str)], bool);
+    let cases: [Case<'_>; 5] = [
+        (AUTHORITY, &[("host", "other.test")], false),
         (
+            AUTHORITY,
             &[("host", "conformance.test"), ("host", "other.test")],
             false,
         ),
-        (&[("host", "Conformance.TEST")], true),
+        (None, &[], false),
+        (AUTHORITY, &[("host", "Conformance.TEST")], true),
+        (None, &[("host", "conformance.test")], true),
     ];
     let mut stream = 1;
-    for (fields, served) in cases {
-        conn.send(&h2frames::get(stream, "/meta", fields)).await?;
+    for (authority, fields, served) in cases {
+        let block = h2frames::get_block_for(authority, "/meta", fields);
+        conn.send(&h2frames::frame(
+            HEADERS,
+            h2frames::END_HEADERS | h2frames::END_STREAM,
+            stream,
+            &block,
+        ))
+        .await?;
         let answer = conn
             .read_until(|f| f.stream == stream || f.kind == GOAWAY)
             .await?
@@ -261,7 +275,7 @@ async fn host_contradicting_authority(target: Target) -> Result<(), String> {
         if served {
             check!(
                 answer.kind == HEADERS && first == Some(STATUS_200),
-                "a request with {fields:?} and :authority conformance.test was not served \
+                "a request with {fields:?} and :authority {authority:?} was not served \
                  (frame type {}, first header byte {first:?})",
                 answer.kind
             );
@@ -270,8 +284,9 @@ async fn host_contradicting_authority(target: Target) -> Result<(), String> {
             let refused = answer.kind == HEADERS && first == Some(STATUS_400);
             check!(
                 reset || refused,
-                "a request with {fields:?} and :authority conformance.test got frame type {} \
-                 (error {:?}, first header byte {first:?}), not a 400 or RST_STREAM(PROTOCOL_ERROR)",
+                "a request with {fields:?} and :authority {authority:?} got frame type {} \
+                 (error {:?}, first header byte {first:?}), not a 400 or \
+                 RST_STREAM(PROTOCOL_ERROR)",
                 answer.kind,
                 answer.error_code()
             );
@@ -280,9 +295,9 @@ async fn host_contradicting_authority(target: Target) -> Result<(), String> {
     }
     let after = calls(&target).await?;
     check!(
-        after == before + 2,
+        after == before + 3,
         "the application was called {} times for the malformed requests",
-        after.saturating_sub(before + 2)
+        after.saturating_sub(before + 3)
     );
     Ok(())
 }

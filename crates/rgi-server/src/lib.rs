@@ -280,7 +280,8 @@
 //!   body and handler are dropped and [`rgi::App::shutdown`] has returned.
 //! - **HTTP/2 field rules** (`SRV-LIMIT-12`, `SRV-LIMIT-18`): requests carrying
 //!   connection-specific fields are malformed for the `h2` crate, which resets the stream
-//!   before the service is called; a `host` that contradicts `:authority` gets `400`.
+//!   before the service is called; a `host` that contradicts `:authority`, or a request with
+//!   neither, gets `400`.
 //! - **Logging** (`SRV-LOG-1`, `SRV-LOG-2`, `SRV-LOG-4`): application failures are logged at
 //!   error level with the error, method, path and connection id, and what the server did; a
 //!   departed client is logged at debug level only; malformed requests and exceeded limits are

@@ -1011,12 +1011,13 @@ fn target_is_ascii(uri: &http::Uri) -> bool {
 }
 
 /// Whether an HTTP/2 request's `host` field names another authority than its `:authority`
-/// (compared without regard to case), or appears more than once: RFC 9113 §8.3.1 lets a server
-/// treat it as malformed, and `SRV-LIMIT-18` asks it to, so that no two components read two
-/// different authorities from one request.
+/// (compared without regard to case), or appears more than once, or the request has neither:
+/// RFC 9113 §8.3.1 lets a server treat the first as malformed, and `SRV-LIMIT-18` asks it to,
+/// so that no two components read two different authorities from one request.
 fn host_contradicts_authority(parts: &http::request::Parts) -> bool {
     let Some(authority) = parts.uri.authority() else {
-        return false;
+        // Neither `:authority` nor `host`: the target URI has no host (RFC 9110 §4.2.1).
+        return !parts.headers.contains_key(header::HOST);
     };
     let mut hosts = parts.headers.get_all(header::HOST).iter();
     match (hosts.next(), hosts.next()) {

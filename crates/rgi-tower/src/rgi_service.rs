@@ -321,6 +321,8 @@ fn malformed_head(parts: &http::request::Parts) -> Option<&'static str> {
     }
     if parts.version >= http::Version::HTTP_2 {
         // RFC 9113 §8.3.1: a `host` naming another authority than `:authority` (SRV-LIMIT-18).
+        // A request with neither is the host server's to refuse, as a missing `host` is: those
+        // made in-process often have none.
         let mut hosts = parts.headers.get_all(header::HOST).iter();
         let contradicts = match (parts.uri.authority(), hosts.next(), hosts.next()) {
             (Some(_), Some(_), Some(_)) => true,
