@@ -6,6 +6,7 @@
 //! | `POST /echo` | `200` with the request body (and its trailers, announced as the request announced them) streamed back (`Content-Length` or chunked; `Content-Type` echoed); bodies over the server's `--max-body-bytes` get `413` when their length is declared, an aborted echo otherwise (`--max-body-bytes 0`: any size) |
 //! | `GET /stream?bytes=N` | `200` with `N` bytes (`x`) streamed in 64 KiB chunks, generated lazily (`N` ≤ 16 GiB, else `400`) |
 //! | `GET /trailers` | `200` with a streamed body followed by the trailers `x-checksum` and `x-chunks` |
+//! | another method on one of these paths | `405` with `allow`, once the request body was read to its end |
 //! | anything else | `404` |
 //!
 //! Routes match the application path ([`rgi::path::app_path`]), so the app works under
@@ -54,11 +55,11 @@ impl App for Hello {
     }
 }
 
-/// Where a request goes: answered at once, or the echo of a client that waits for
-/// `100 Continue`, which waits for the body.
+/// Where a request goes: answered at once, or after waiting for the body (the echo of a client
+/// that waits for `100 Continue`, a `405` that reads the body first).
 enum Routed {
     Done(std::future::Ready<Result<Response<Body>, BodyError>>),
-    // Boxed: only this echo waits. Inline, its state would make every request's future
+    // Boxed: only these wait. Inline, their state would make every request's future
     // larger, and a server on hyper keeps a slot of that size for each connection.
     Waiting(Pin<Box<dyn Future<Output = Result<Response<Body>, BodyError>> + Send>>),
 }
@@ -84,9 +85,39 @@ fn route(req: Request) -> Routed {
         }
         (&Method::GET | &Method::HEAD, b"/stream") => stream(rgi::path::query(&req)),
         (&Method::GET | &Method::HEAD, b"/trailers") => trailers(),
+        (_, b"/" | b"/stream" | b"/trailers") => {
+            drop(path);
+            return method_not_allowed(req, "GET, HEAD");
+        }
+        (_, b"/echo") => {
+            drop(path);
+            return method_not_allowed(req, "POST");
+        }
         _ => text(StatusCode::NOT_FOUND, "Not Found"),
     };
     Routed::Done(std::future::ready(Ok(response)))
+}
+
+/// `405` with the methods the path allows (RFC 9110 §15.5.6), answered once the request body
+/// was read to its end and dropped: the request is then complete when the answer goes out, so
+/// the connection stays usable and a body that breaks its framing is found (an HTTP/2
+/// `content-length` that the `DATA` frames contradict resets the stream), not left unread.
+fn method_not_allowed(req: Request, allow: &'static str) -> Routed {
+    let mut body = req.into_body();
+    let answer = move || {
+        let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed");
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static(allow));
+        response
+    };
+    if http_body::Body::is_end_stream(&body) {
+        return Routed::Done(std::future::ready(Ok(answer())));
+    }
+    Routed::Waiting(Box::pin(async move {
+        while body.frame().await.transpose()?.is_some() {}
+        Ok(answer())
+    }))
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<Body> {

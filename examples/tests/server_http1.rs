@@ -147,21 +147,55 @@ async fn http1_0_gets_no_interim_response() {
     );
 }
 
-/// HTTP-REQ-1: routes that do not exist, and known paths with other methods, get `404`.
+/// HTTP-REQ-1: routes that do not exist get `404`; known paths with other methods (extension
+/// methods included) get `405` with `allow` (RFC 9110 §15.5.6).
 #[tokio::test]
-async fn unknown_routes_get_404() {
+async fn unknown_routes_get_404_and_other_methods_405() {
     let server = TestServer::hello(&[]);
-    for request in [
-        &b"GET /nope HTTP/1.1\r\nHost: a\r\n\r\n"[..],
-        b"DELETE / HTTP/1.1\r\nHost: a\r\n\r\n",
-        b"GET /echo HTTP/1.1\r\nHost: a\r\n\r\n",
-        b"PURGE /stream?bytes=3 HTTP/1.1\r\nHost: a\r\n\r\n",
+    for (request, status, allow) in [
+        (&b"GET /nope HTTP/1.1\r\nHost: a\r\n\r\n"[..], 404, None),
+        (
+            b"DELETE / HTTP/1.1\r\nHost: a\r\n\r\n",
+            405,
+            Some("GET, HEAD"),
+        ),
+        (b"GET /echo HTTP/1.1\r\nHost: a\r\n\r\n", 405, Some("POST")),
+        (
+            b"PURGE /stream?bytes=3 HTTP/1.1\r\nHost: a\r\n\r\n",
+            405,
+            Some("GET, HEAD"),
+        ),
     ] {
         let mut conn = HttpConn::connect(server.addr()).await;
         conn.send(request).await.expect("send");
         let response = conn.read_response(IO_BOUND).await.expect("response");
-        assert_eq!(response.status, 404, "{}", String::from_utf8_lossy(request));
+        let what = String::from_utf8_lossy(request);
+        assert_eq!(response.status, status, "{what}");
+        assert_eq!(response.header("allow"), allow, "{what}");
     }
+}
+
+/// A `405` answers once the request body was read to its end: a body sent in pieces after the
+/// head is consumed, and the next request on the connection is served.
+#[tokio::test]
+async fn method_not_allowed_reads_the_body_first() {
+    let server = TestServer::hello(&[]);
+    let mut conn = HttpConn::connect(server.addr()).await;
+    conn.send(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 200000\r\n\r\n")
+        .await
+        .expect("send head");
+    for _ in 0..4 {
+        conn.send(&[b'x'; 50_000]).await.expect("send body");
+    }
+    conn.send(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .expect("send next");
+    let first = conn.read_response(IO_BOUND).await.expect("405");
+    assert_eq!(first.status, 405);
+    assert_eq!(first.header("allow"), Some("GET, HEAD"));
+    let second = conn.read_response(IO_BOUND).await.expect("next response");
+    assert_eq!(second.status, 200);
+    assert_eq!(second.body, b"Hello, World!");
 }
 
 /// HTTP-TRAIL-2, HTTP-TRAIL-4, HTTP-TRAIL-8: the trailers of a chunked request reach the

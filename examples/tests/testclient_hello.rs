@@ -126,17 +126,16 @@ async fn head_root() {
     assert_eq!(response.bytes().await.unwrap(), "");
 }
 
-/// HTTP-RESP-2: anything else is 404.
+/// HTTP-RESP-2: unknown paths are 404; a known path with another method is 405 with `allow`.
 #[tokio::test]
-async fn not_found() {
+async fn not_found_and_method_not_allowed() {
     let (client, report) = client();
     assert_eq!(
         client.get("/nope").send().await.status(),
         StatusCode::NOT_FOUND
     );
-    assert_eq!(
-        client.post("/").send().await.status(),
-        StatusCode::NOT_FOUND
-    );
+    let response = client.post("/").body("ignored").send().await;
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(response.headers()["allow"], "GET, HEAD");
     report.assert_clean();
 }
