@@ -1,5 +1,5 @@
 //! HTTP/2 abuse over raw TCP (h2c prior knowledge) against the `hello` binary: the rapid-reset
-//! attack (CVE-2023-44487) and an unsolicited garbage preface.
+//! attack (CVE-2023-44487), an unsolicited garbage preface, and frames that would flood the log.
 //!
 //! Frames are written by hand (RFC 9113 §4.1) with a fixed HPACK header block made only of
 //! static-table references and a literal without indexing (RFC 7541 §6.1, §6.2.2), so the
@@ -369,4 +369,69 @@ async fn max_concurrent_streams_is_announced() {
     let configured = TestServer::hello(&["--h2-max-concurrent-streams", "7"]);
     assert_eq!(announced_max_streams(&configured).await, Some(7));
     configured.assert_no_panic();
+}
+
+/// SRV-LOG-4: a client cannot write log lines at will. `h2` warns of every unsolicited `PING`
+/// ack; with the default filter none of them reaches the log, while a filter that names `h2`
+/// (the control) shows them — so the check can fail.
+#[tokio::test]
+async fn unsolicited_ping_acks_do_not_reach_the_log() {
+    use tokio::io::AsyncReadExt;
+    const TYPE_PING: u8 = 0x6;
+    const FLAG_ACK: u8 = 0x1;
+    for (args, logged) in [
+        (&[][..], false),
+        (&["--log-level", "info,h2=warn"][..], true),
+    ] {
+        let mut server = TestServer::hello(args);
+        let mut stream = support::connect(server.addr()).await;
+        let mut bytes = PREFACE.to_vec();
+        bytes.extend(frame(TYPE_SETTINGS, 0, 0, &[]));
+        for i in 0..20u64 {
+            bytes.extend(frame(TYPE_PING, FLAG_ACK, 0, &i.to_be_bytes()));
+        }
+        bytes.extend(frame(
+            TYPE_HEADERS,
+            FLAG_END_HEADERS | FLAG_END_STREAM,
+            1,
+            GET_ROOT_BLOCK,
+        ));
+        stream.write_all(&bytes).await.expect("send");
+        // The response to stream 1 comes after the acks were read.
+        let deadline = tokio::time::Instant::now() + IO_BOUND;
+        let mut buf = Vec::new();
+        let answered = loop {
+            if parse_frames(&buf)
+                .iter()
+                .any(|(kind, _, id, _)| *kind == TYPE_HEADERS && *id == 1)
+            {
+                break true;
+            }
+            let mut chunk = [0u8; 4096];
+            match tokio::time::timeout_at(deadline, stream.read(&mut chunk)).await {
+                Ok(Ok(n)) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+                _ => break false,
+            }
+        };
+        assert!(
+            answered,
+            "{args:?}: no response to stream 1\n{}",
+            server.logs()
+        );
+        drop(stream);
+        // Stopping the server flushes its log up to its last line.
+        server.signal("TERM");
+        server.wait_exit_async(Duration::from_secs(30)).await;
+        assert!(
+            server.logs_contain("rgi-server stopped"),
+            "{args:?}: the server did not stop\n{}",
+            server.logs()
+        );
+        assert_eq!(
+            server.logs_contain("PING ack"),
+            logged,
+            "{args:?}: unsolicited PING acks logged: expected {logged}\n{}",
+            server.logs()
+        );
+    }
 }
