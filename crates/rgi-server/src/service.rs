@@ -1041,7 +1041,7 @@ fn acceptable_host(value: &[u8], uri: &http::Uri) -> bool {
 /// one `host`, a `host` that is no valid `host[:port]` (an empty one only with a target that
 /// has its own authority), an asterisk-form target with a method other than `OPTIONS`, an
 /// authority-form target with a method other than `CONNECT`; on HTTP/2, a `host` that
-/// differs from `:authority` (`SRV-LIMIT-18`).
+/// differs from `:authority`, or neither of them (`SRV-LIMIT-18`).
 fn malformed_head(parts: &http::request::Parts) -> bool {
     if parts.version >= Version::HTTP_2 {
         return host_contradicts_authority(parts);

@@ -298,7 +298,8 @@ impl<B> ResponseFuture<B> {
     }
 }
 
-/// A request head the service refuses (`SRV-LIMIT-1`, `SRV-LIMIT-13`, `SRV-LIMIT-14`).
+/// A request head the service refuses (`SRV-LIMIT-1`, `SRV-LIMIT-13`, `SRV-LIMIT-14`,
+/// `SRV-LIMIT-18`).
 #[derive(Debug, thiserror::Error)]
 #[error("malformed request head")]
 struct Rejected;
