@@ -70,7 +70,7 @@ impl Future for Routed {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.get_mut() {
             Routed::Done(outcome) => Pin::new(outcome).poll(cx),
-            Routed::Waiting(echo) => echo.as_mut().poll(cx),
+            Routed::Waiting(future) => future.as_mut().poll(cx),
         }
     }
 }

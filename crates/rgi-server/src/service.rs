@@ -1002,12 +1002,12 @@ fn has_token(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
         .any(|item| item.trim().eq_ignore_ascii_case(token))
 }
 
-/// Whether the request target is all US-ASCII, as RFC 9112 §3.2 and RFC 3986 require (other
-/// bytes must be percent-encoded; `SRV-LIMIT-1`). hyper and the `http` crate let UTF-8
-/// through, on every version.
+/// Whether the request target's path and query are all US-ASCII, as RFC 9112 §3.2 and
+/// RFC 3986 require (other bytes must be percent-encoded; `SRV-LIMIT-1`). hyper and the `http`
+/// crate let UTF-8 through there, on every version; an authority with such bytes the `http`
+/// crate refuses itself.
 fn target_is_ascii(uri: &http::Uri) -> bool {
     uri.path_and_query().is_none_or(|pq| pq.as_str().is_ascii())
-        && uri.authority().is_none_or(|a| a.as_str().is_ascii())
 }
 
 /// Whether an HTTP/2 request's `host` field names another authority than its `:authority`
