@@ -223,7 +223,8 @@ async fn root_path_mounts_the_app() {
     );
 }
 
-/// SRV-LOG-3: one access-log line per request by default, none with `--no-access-log`.
+/// SRV-LOG-3: one access-log line per request by default, none with `--no-access-log`; its
+/// `duration_ms` is in milliseconds to the microsecond.
 #[tokio::test]
 async fn access_log_is_switchable() {
     let marker = "/access-log-marker-7f3a";
@@ -245,6 +246,22 @@ async fn access_log_is_switchable() {
         with_log.logs_contain(marker),
         "no access-log line by default\n{}",
         with_log.logs()
+    );
+    // The duration is in milliseconds to the microsecond: at most three decimals.
+    let logs = with_log.logs();
+    let line = logs
+        .lines()
+        .find(|line| line.contains(marker))
+        .expect("the marker's line");
+    let duration = line
+        .split("duration_ms=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no duration_ms field: {line}"));
+    let decimals = duration.split('.').nth(1).map_or(0, str::len);
+    assert!(
+        duration.parse::<f64>().is_ok() && decimals <= 3,
+        "duration_ms={duration}: not milliseconds to the microsecond\n{line}"
     );
     // The logged server has written its line; give the other one a moment for a wrong line.
     tokio::time::sleep(Duration::from_millis(500)).await;

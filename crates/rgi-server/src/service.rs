@@ -312,7 +312,8 @@ impl ExchangeLog {
             _ => "client-gone",
         };
         let client = &line.client;
-        let start = line.start;
+        // Milliseconds to the microsecond: `0.058`, not `0.057985999999999996`.
+        let duration_ms = line.start.elapsed().as_micros() as f64 / 1000.0;
         if let Some(request_id) = self.request_id() {
             let request_id = String::from_utf8_lossy(request_id.as_bytes());
             tracing::info!(
@@ -323,7 +324,7 @@ impl ExchangeLog {
                 version = ?self.version,
                 status = self.status.as_u16(),
                 bytes,
-                duration_ms = start.elapsed().as_secs_f64() * 1000.0,
+                duration_ms,
                 outcome,
                 request_id = %request_id,
                 "{} \"{} {} {:?}\" {} {} {}",
@@ -344,7 +345,7 @@ impl ExchangeLog {
                 version = ?self.version,
                 status = self.status.as_u16(),
                 bytes,
-                duration_ms = start.elapsed().as_secs_f64() * 1000.0,
+                duration_ms,
                 outcome,
                 "{} \"{} {} {:?}\" {} {}",
                 client,
