@@ -20,6 +20,12 @@ pub(super) fn cases() -> Vec<ServerCase> {
             unsupported_versions
         ),
         server_case!(
+            "http1: a higher minor version (HTTP/1.2) is served as HTTP/1.1",
+            ["SRV-LIMIT-19"],
+            None,
+            higher_minor_version
+        ),
+        server_case!(
             "http1: hostile input neither crashes the server nor stops other connections",
             ["SRV-LIMIT-11"],
             None,
@@ -90,6 +96,47 @@ async fn unsupported_versions(target: Target) -> Result<(), String> {
             after == before + 1,
             "{what}: the application was called ({} calls besides /calls)",
             after - before - 1
+        );
+    }
+    Ok(())
+}
+
+/// SRV-LIMIT-19: `HTTP/1.2` and `HTTP/1.9` requests are served as HTTP/1.1 — the application
+/// sees HTTP/1.1, the response is HTTP/1.1 and the connection persists — whether the request
+/// line arrives whole or split inside its version.
+async fn higher_minor_version(target: Target) -> Result<(), String> {
+    let mut conn = WireConn::connect(target.addr).await.map_err(err)?;
+    let writes: [&[&[u8]]; 3] = [
+        &[b"GET /meta HTTP/1.2\r\nhost: conformance.test\r\n\r\n"],
+        &[b"GET /meta HTTP/1.", b"9\r\nhost: conformance.test\r\n\r\n"],
+        &[
+            b"GET /meta HT",
+            b"TP/1.2\r",
+            b"\nhost: conformance.test\r\n\r\n",
+        ],
+    ];
+    for (index, parts) in writes.into_iter().enumerate() {
+        for (n, part) in parts.iter().enumerate() {
+            if n > 0 {
+                // Separate reads, most likely: the split is what is tested, not the timing.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            conn.send(part).await.map_err(err)?;
+        }
+        let response = conn
+            .read_response("GET")
+            .await
+            .map_err(|e| format!("request {index} (sent as {parts:?}): {e}"))?;
+        expect_status(&response, 200)?;
+        check!(
+            response.minor_version == 1,
+            "request {index}: answered HTTP/1.{}, not HTTP/1.1",
+            response.minor_version
+        );
+        check!(
+            response.field("version").as_deref() == Some("HTTP/1.1"),
+            "request {index}: the application saw version {:?}, not HTTP/1.1",
+            response.field("version")
         );
     }
     Ok(())

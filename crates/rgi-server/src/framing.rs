@@ -26,6 +26,10 @@
 //! the new protocol or the next request, and only the response tells: the guard keeps those
 //! bytes (reading at most [`SWITCH_STASH_LIMIT`] ahead) until hyper writes the response, and
 //! then either switches off (`101`, or `2xx` to `CONNECT`) or follows them as requests.
+//!
+//! The guard changes one kind of byte on its way to hyper: the minor version digit of a request
+//! line in `HTTP/1.2` … `HTTP/1.9` becomes `1`, so that such a request is served as HTTP/1.1
+//! (`SRV-LIMIT-19`, RFC 9110 §2.5) instead of refused by hyper's parser.
 
 use std::io;
 use std::pin::Pin;
@@ -306,10 +310,11 @@ impl Scanner {
         }
     }
 
-    /// Follows `bytes`. When the body of a request already handed to the application turns
-    /// out malformed, returns how many of `bytes` precede the offending byte: only those may
-    /// reach hyper.
-    fn feed(&mut self, bytes: &[u8]) -> Option<usize> {
+    /// Follows `bytes`, which hyper reads next. When the body of a request already handed to
+    /// the application turns out malformed, returns how many of `bytes` precede the offending
+    /// byte: only those may reach hyper. A request line's higher minor version is lifted in
+    /// place (`SRV-LIMIT-19`, [`lift_minor_version`]).
+    fn feed(&mut self, bytes: &mut [u8]) -> Option<usize> {
         let total = bytes.len();
         let mut bytes = bytes;
         while !bytes.is_empty() {
@@ -320,43 +325,50 @@ impl Scanner {
                     break;
                 }
                 State::Head if self.head.is_empty() && !matches!(bytes[0], b'\r' | b'\n') => {
-                    if self.check_first_line {
-                        if let Some(end) = memchr::memchr(b'\n', bytes) {
-                            if !self.first_line(has_http_version(trim_line(&bytes[..=end]))) {
-                                break;
-                            }
+                    let line_end = memchr::memchr(b'\n', bytes);
+                    if let Some(end) = line_end {
+                        if self.check_first_line
+                            && !self.first_line(has_http_version(trim_line(&bytes[..=end])))
+                        {
+                            break;
                         }
                     }
+                    let line = line_end.map_or(bytes.len(), |end| end + 1);
+                    lift_minor_version(&[], &mut bytes[..line]);
                     // The common case: a whole head in this read. It is followed in place,
                     // without copying it into the head buffer.
                     match read_head(bytes) {
                         Some((end, facts)) if end <= self.max_head => {
                             self.head_done(facts);
-                            bytes = &bytes[end..];
+                            bytes = &mut std::mem::take(&mut bytes)[end..];
                         }
                         _ => {
-                            let end = memchr::memchr(b'\n', bytes);
-                            let line = end.map_or(bytes.len(), |end| end + 1);
                             self.append_head(&bytes[..line]);
-                            bytes = &bytes[line..];
-                            if end.is_some() {
+                            bytes = &mut std::mem::take(&mut bytes)[line..];
+                            if line_end.is_some() {
                                 self.head_line_done();
                             }
                         }
                     }
                 }
                 State::Head => {
-                    let Some(end) = memchr::memchr(b'\n', bytes) else {
+                    let end = memchr::memchr(b'\n', bytes);
+                    if !self.head.is_empty() && memchr::memchr(b'\n', &self.head).is_none() {
+                        // The rest of a request line begun in an earlier read.
+                        let line = end.map_or(bytes.len(), |end| end + 1);
+                        lift_minor_version(&self.head, &mut bytes[..line]);
+                    }
+                    let Some(end) = end else {
                         self.append_head(bytes);
                         break;
                     };
                     self.append_head(&bytes[..=end]);
-                    bytes = &bytes[end + 1..];
+                    bytes = &mut std::mem::take(&mut bytes)[end + 1..];
                     self.head_line_done();
                 }
                 State::Body(remaining) => {
                     let n = remaining.min(bytes.len() as u64);
-                    bytes = &bytes[n as usize..];
+                    bytes = &mut std::mem::take(&mut bytes)[n as usize..];
                     self.state = if remaining == n {
                         self.message_done()
                     } else {
@@ -365,7 +377,7 @@ impl Scanner {
                 }
                 State::ChunkData(remaining) => {
                     let n = remaining.min(bytes.len() as u64);
-                    bytes = &bytes[n as usize..];
+                    bytes = &mut std::mem::take(&mut bytes)[n as usize..];
                     self.state = if remaining == n {
                         State::ChunkDataCr
                     } else {
@@ -374,7 +386,7 @@ impl Scanner {
                 }
                 _ => {
                     let byte = bytes[0];
-                    bytes = &bytes[1..];
+                    bytes = &mut std::mem::take(&mut bytes)[1..];
                     self.chunk_byte(byte);
                     if self.poisoned {
                         return Some(total - bytes.len() - 1);
@@ -505,7 +517,7 @@ impl Scanner {
             (Some(_), _) => false,
             (None, _) => true,
         };
-        let kept = std::mem::take(&mut self.head);
+        let mut kept = std::mem::take(&mut self.head);
         self.switch = Switch::None;
         if switched {
             self.state = State::Off;
@@ -514,8 +526,9 @@ impl Scanner {
         self.state = State::Head;
         self.switch_declined = true;
         // The kept bytes were already read by hyper; a malformed body in them belongs to a
-        // request not yet handed to the application, so it is refused, never poisoned.
-        self.feed(&kept)
+        // request not yet handed to the application, so it is refused, never poisoned (and a
+        // higher minor version in them is lifted too late: hyper refuses that request).
+        self.feed(&mut kept)
     }
 
     fn malformed_body(&mut self) {
@@ -702,6 +715,51 @@ fn read_head(bytes: &[u8]) -> Option<(usize, HeadFacts)> {
 /// else is wrong with it.
 fn has_http_version(line: &[u8]) -> bool {
     memchr::memmem::find(line, b" HTTP/").is_some()
+}
+
+/// Lifts a higher minor version in a request line to HTTP/1.1 (`SRV-LIMIT-19`): RFC 9110 §2.5
+/// says a recipient SHOULD process a message of a higher minor version "as if it were in the
+/// highest minor version within that major version to which the recipient is conformant".
+/// hyper refuses every version but `HTTP/1.0` and `HTTP/1.1` as soon as it sees the version's
+/// eight bytes, so the guard rewrites the minor digit of `HTTP/1.2` … `HTTP/1.9` to `1` before
+/// hyper reads it: the application and the response then say HTTP/1.1.
+///
+/// `line` is the part of a request line in this read (up to its LF, when that is in it), and
+/// `before` the part read before it (already handed on: only `line` can change). A method or
+/// target holds no space, so ` HTTP/1.` followed by a digit is the version, or the line is
+/// malformed with or without the change (a digit after it stays, and hyper refuses it).
+fn lift_minor_version(before: &[u8], line: &mut [u8]) {
+    const VERSION: &[u8] = b" HTTP/1.";
+    if before.is_empty() {
+        let line = trim_line(line);
+        if line.ends_with(b" HTTP/1.1") || line.ends_with(b" HTTP/1.0") {
+            // The common case: the whole request line, in a version hyper reads.
+            return;
+        }
+    }
+    let byte_at = |line: &[u8], i: usize| {
+        if i < before.len() {
+            before[i]
+        } else {
+            line[i - before.len()]
+        }
+    };
+    for at in 0..line.len() {
+        if !matches!(line[at], b'2'..=b'9') {
+            continue;
+        }
+        let Some(start) = (before.len() + at).checked_sub(VERSION.len()) else {
+            continue;
+        };
+        if VERSION
+            .iter()
+            .enumerate()
+            .all(|(k, &expected)| byte_at(line, start + k) == expected)
+        {
+            line[at] = b'1';
+            return;
+        }
+    }
 }
 
 fn trim_line(line: &[u8]) -> &[u8] {
@@ -909,7 +967,7 @@ impl<Io: AsyncRead + AsyncWrite> AsyncRead for FramingGuard<Io> {
                 cx.waker().wake_by_ref();
                 return Poll::Pending;
             }
-            let fresh = &buf.filled()[before..];
+            let fresh = &mut buf.filled_mut()[before..];
             if !fresh.is_empty() {
                 this.scanner
                     .conn
@@ -1162,7 +1220,7 @@ mod tests {
         let verdicts = &conn.verdicts;
         let mut scanner = Scanner::new(max_head, conn.clone(), false);
         for chunk in chunks {
-            scanner.feed(chunk);
+            scanner.feed(&mut chunk.to_vec());
         }
         let mut out = Vec::new();
         while verdicts.has_untaken() {
@@ -1250,14 +1308,14 @@ mod tests {
                 let conn = ConnState::detached();
                 let mut scanner = Scanner::new(8192, conn.clone(), true);
                 for chunk in stream.chunks(size) {
-                    scanner.feed(chunk);
+                    scanner.feed(&mut chunk.to_vec());
                 }
                 let text = String::from_utf8_lossy(stream);
                 assert_eq!(scanner.not_http, not_http, "{text} in {size}-byte reads");
             }
             let conn = ConnState::detached();
             let mut scanner = Scanner::new(8192, conn.clone(), false);
-            scanner.feed(stream);
+            scanner.feed(&mut stream.to_vec());
             assert!(!scanner.not_http, "unchecked port");
         }
     }
@@ -1378,10 +1436,10 @@ mod tests {
         let verdicts = &conn.verdicts;
         let mut scanner = scanner(&conn);
         let first = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n";
-        assert_eq!(scanner.feed(first), None);
+        assert_eq!(scanner.feed(&mut first.to_vec()), None);
         assert_eq!(verdicts.next_refusal(), None);
         assert_eq!(
-            scanner.feed(b"0\r\nX-T: a\n\nGET / HTTP/1.1\r\n\r\n"),
+            scanner.feed(&mut b"0\r\nX-T: a\n\nGET / HTTP/1.1\r\n\r\n".to_vec()),
             Some(9)
         );
         assert!(!verdicts.has_untaken());
@@ -1413,7 +1471,7 @@ mod tests {
             let conn = ConnState::detached();
             let verdicts = &conn.verdicts;
             let mut scanner = scanner(&conn);
-            assert_eq!(scanner.feed(&[offer, smuggle].concat()), None);
+            assert_eq!(scanner.feed(&mut [offer, smuggle].concat()), None);
             assert_eq!(scanner.state, State::AwaitSwitch);
             assert_eq!(verdicts.next_refusal(), None);
             assert!(
@@ -1496,5 +1554,75 @@ mod tests {
         assert_eq!(final_status(b"HTTP/1.1 100 Continue\r\n\r\n"), None);
         assert_eq!(final_status(b"HTTP/1.1 1"), None);
         assert_eq!(final_status(b"\x81\x05hello from a WebSocket"), Some(None));
+    }
+
+    /// What hyper reads after the guard followed `stream` in the given reads (split at every
+    /// offset in `splits`, in order).
+    fn as_read(stream: &[u8], splits: &[usize]) -> Vec<u8> {
+        let conn = ConnState::detached();
+        let mut scanner = scanner(&conn);
+        let mut out = Vec::new();
+        let mut start = 0;
+        for &end in splits.iter().chain([&stream.len()]) {
+            let mut chunk = stream[start..end].to_vec();
+            scanner.feed(&mut chunk);
+            out.extend_from_slice(&chunk);
+            start = end;
+        }
+        out
+    }
+
+    /// SRV-LIMIT-19: `HTTP/1.2` … `HTTP/1.9` reach hyper as `HTTP/1.1`, however the request
+    /// line is split across reads, in the first and in a pipelined request; nothing else
+    /// changes — not a version hyper reads, not another major version, not the same bytes in a
+    /// field or a body.
+    #[test]
+    fn lifts_higher_minor_versions_in_request_lines() {
+        let cases: &[(&[u8], &[u8])] = &[
+            (
+                b"GET / HTTP/1.2\r\nhost: a\r\n\r\n",
+                b"GET / HTTP/1.1\r\nhost: a\r\n\r\n",
+            ),
+            (
+                b"\r\nGET /x?y=2 HTTP/1.9\nhost: a\n\n",
+                b"\r\nGET /x?y=2 HTTP/1.1\nhost: a\n\n",
+            ),
+            (
+                b"GET / HTTP/1.1\r\nhost: a\r\n\r\nPOST /e HTTP/1.5\r\ncontent-length: 9\r\n\r\n HTTP/1.2GET / HTTP/1.3\r\n\r\n",
+                b"GET / HTTP/1.1\r\nhost: a\r\n\r\nPOST /e HTTP/1.1\r\ncontent-length: 9\r\n\r\n HTTP/1.2GET / HTTP/1.1\r\n\r\n",
+            ),
+            // Still malformed after the change, as before it: hyper refuses both.
+            (b"GET / HTTP/1.23\r\n\r\n", b"GET / HTTP/1.13\r\n\r\n"),
+        ];
+        let unchanged: &[&[u8]] = &[
+            b"GET / HTTP/1.1\r\nhost: a\r\n\r\n",
+            b"GET / HTTP/1.0\r\n\r\n",
+            b"GET / HTTP/2.0\r\n\r\n",
+            b"GET / HTTP/0.9\r\n\r\n",
+            b"GET / HTTP/1.\r\n\r\n",
+            b"GET /HTTP/1.2 HTTP/1.1\r\n\r\n",
+            b"GET / HTTP/1.1\r\nvia: HTTP/1.2 x\r\nx: a HTTP/1.2\r\n\r\n",
+        ];
+        let expectations = cases
+            .iter()
+            .copied()
+            .chain(unchanged.iter().map(|&stream| (stream, stream)));
+        for (stream, expected) in expectations {
+            let text = String::from_utf8_lossy(stream);
+            assert_eq!(as_read(stream, &[]), expected, "{text:?} in one read");
+            for split in 1..stream.len() {
+                assert_eq!(
+                    as_read(stream, &[split]),
+                    expected,
+                    "{text:?} split at {split}"
+                );
+            }
+            let bytewise: Vec<usize> = (1..stream.len()).collect();
+            assert_eq!(
+                as_read(stream, &bytewise),
+                expected,
+                "{text:?} byte by byte"
+            );
+        }
     }
 }

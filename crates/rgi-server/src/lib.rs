@@ -192,9 +192,9 @@
 //!   a client that offers no ALPN gets the first bytes looked at, as on a cleartext port. There
 //!   a connection that starts with the HTTP/2 preface speaks HTTP/2 with prior knowledge and
 //!   anything else HTTP/1.x. A first line with no HTTP version (a broken preface, HTTP/0.9,
-//!   another protocol) is closed without a response (`SRV-LIMIT-17`); one with an `HTTP/`
-//!   version hyper cannot serve gets `400`. `--http1-only` and `--http2-only` refuse the other
-//!   protocol.
+//!   another protocol) is closed without a response (`SRV-LIMIT-17`); `HTTP/1.2` … `HTTP/1.9`
+//!   are served as HTTP/1.1 (`SRV-LIMIT-19`, RFC 9110 §2.5); any other `HTTP/` version gets
+//!   `400`. `--http1-only` and `--http2-only` refuse the other protocol.
 //! - **Chunked bodies** (`SRV-LIMIT-15`): read by RFC 9112 §7.1 without leniency (a bare LF,
 //!   whitespace or junk after a chunk size, an extension off its §7.1.1 grammar or a malformed
 //!   trailer line is malformed); refused with `400`
