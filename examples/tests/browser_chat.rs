@@ -1,5 +1,7 @@
 //! The `chat` example in a real browser: headless Chromium opens the chat page twice, and the
-//! two pages talk to each other through the server's WebSocket room.
+//! two pages talk to each other through the server's WebSocket room — once over plain HTTP/1.1
+//! (RFC 6455 handshake), once over TLS, where Chromium loads the page over HTTP/2 and opens its
+//! WebSocket as an extended `CONNECT` on the same connection (RFC 8441).
 //!
 //! Chromium (Debian's `chromium`, installed by `scripts/install-test-deps.sh`) is driven over
 //! the Chrome DevTools Protocol: one WebSocket connection to the browser, one flattened session
@@ -21,7 +23,7 @@ use tokio::time::{Instant, sleep, timeout};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{WebSocketStream, client_async};
 
-use support::ServerOptions;
+use support::{ScratchDir, ServerOptions, TestServer, self_signed};
 
 /// The `chat` example binary.
 const CHAT: &str = env!("CARGO_BIN_EXE_chat");
@@ -72,8 +74,8 @@ struct Chromium {
 }
 
 impl Chromium {
-    /// Starts Chromium with a fresh profile and `--remote-debugging-port=0`.
-    fn launch() -> Self {
+    /// Starts Chromium with a fresh profile, `--remote-debugging-port=0` and `extra_flags`.
+    fn launch(extra_flags: &[&str]) -> Self {
         use std::os::unix::process::CommandExt;
 
         let binary = chromium_path();
@@ -91,6 +93,7 @@ impl Chromium {
         let log = std::fs::File::create(dir.join("chromium.log")).expect("create chromium.log");
         let child = Command::new(&binary)
             .args(CHROMIUM_FLAGS)
+            .args(extra_flags)
             .arg(format!("--user-data-dir={}", profile.display()))
             .arg("--remote-debugging-port=0")
             // Chromium's config and cache (crash reports included) stay in the temp directory.
@@ -422,18 +425,14 @@ async fn expect_line(cdp: &mut Cdp, page: &Page, line: &str) {
     .await;
 }
 
-/// WS-HS-5, WS-MSG-1, WS-MSG-4: two Chromium pages open the chat; each one's WebSocket
-/// handshake completes and the text typed into one appears, whole and unchanged, on the other.
-#[tokio::test]
-async fn two_chromium_pages_exchange_messages() {
-    let mut chromium = Chromium::launch();
-    let server = ServerOptions::new(CHAT).start();
-    let url = server.url("/");
+/// Two pages of `chromium` open the chat at `url`; each one's WebSocket handshake completes
+/// and the text typed into one appears, whole and unchanged, on the other.
+async fn two_pages_talk(mut chromium: Chromium, server: &TestServer, url: &str) {
     let devtools = chromium.devtools_url().await;
     let mut cdp = Cdp::connect(&devtools).await;
 
-    let a = join(&mut cdp, &url, "A").await;
-    let b = join(&mut cdp, &url, "B").await;
+    let a = join(&mut cdp, url, "A").await;
+    let b = join(&mut cdp, url, "B").await;
     assert_ne!(a.name, b.name, "the two pages got the same name");
     expect_line(&mut cdp, &a, &format!("* {} joined", b.name)).await;
 
@@ -454,6 +453,60 @@ async fn two_chromium_pages_exchange_messages() {
     assert!(
         !server.logs_contain("panicked"),
         "the server panicked\n{}",
+        server.logs()
+    );
+}
+
+/// Waits (bounded) until the server's output holds `text`.
+async fn wait_for_log(server: &TestServer, text: &str) -> bool {
+    let deadline = Instant::now() + PAGE_BOUND;
+    while !server.logs_contain(text) && Instant::now() < deadline {
+        sleep(POLL_EVERY).await;
+    }
+    server.logs_contain(text)
+}
+
+/// WS-HS-5, WS-MSG-1, WS-MSG-4: the chat over HTTP/1.1, its WebSocket by the RFC 6455 handshake.
+#[tokio::test]
+async fn two_chromium_pages_exchange_messages() {
+    let chromium = Chromium::launch(&[]);
+    let server = ServerOptions::new(CHAT).start();
+    two_pages_talk(chromium, &server, &server.url("/")).await;
+    assert!(
+        wait_for_log(&server, "\"GET /ws HTTP/1.1\" 101").await,
+        "no RFC 6455 upgrade of /ws in the access log\n{}",
+        server.logs()
+    );
+}
+
+/// WS-H2-1, WS-H2-2, WS-MSG-1: the chat over TLS. Chromium negotiates `h2` by ALPN, sees
+/// `SETTINGS_ENABLE_CONNECT_PROTOCOL`, and opens each page's WebSocket as an extended `CONNECT`
+/// stream (RFC 8441), answered `200`: the access log shows it, so the test fails if the browser
+/// fell back to an HTTP/1.1 upgrade. The certificate is self-signed, hence
+/// `--ignore-certificate-errors` (this browser profile talks to nothing but loopback).
+#[tokio::test]
+async fn two_chromium_pages_exchange_messages_over_http2() {
+    let dir = ScratchDir::new("browser-chat-tls");
+    let (cert, key) = self_signed(dir.path());
+    let chromium = Chromium::launch(&["--ignore-certificate-errors"]);
+    let server = ServerOptions::new(CHAT)
+        .args([
+            "--tls-cert",
+            cert.to_str().expect("UTF-8 path"),
+            "--tls-key",
+            key.to_str().expect("UTF-8 path"),
+        ])
+        .start();
+    let url = format!("https://{}/", server.addr());
+    two_pages_talk(chromium, &server, &url).await;
+    assert!(
+        wait_for_log(&server, "\"CONNECT /ws HTTP/2.0\" 200").await,
+        "no RFC 8441 CONNECT of /ws over HTTP/2 in the access log\n{}",
+        server.logs()
+    );
+    assert!(
+        !server.logs_contain("\"GET /ws HTTP/1.1\""),
+        "a page fell back to an HTTP/1.1 WebSocket\n{}",
         server.logs()
     );
 }

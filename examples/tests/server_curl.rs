@@ -4,9 +4,8 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use support::{ScratchDir, ServerOptions, TestServer, curl, payload};
+use support::{ScratchDir, ServerOptions, TestServer, curl, payload, self_signed};
 
 /// What one `curl` exchange produced.
 struct Exchange {
@@ -305,37 +304,6 @@ fn trailers_over_http1_1_without_te_trailers_are_dropped_cleanly() {
         "HTTP-TRAIL-4: trailers sent to a request without `te: trailers`:\n{}",
         got.headers
     );
-}
-
-/// A self-signed certificate for `127.0.0.1` and `localhost`, made with the `openssl` CLI.
-fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
-    let cert = dir.join("cert.pem");
-    let key = dir.join("key.pem");
-    let status = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-        ])
-        .args(["-days", "2", "-subj", "/CN=localhost"])
-        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .expect("the `openssl` CLI must be installed to make the test certificate");
-    assert!(
-        status.success(),
-        "openssl failed to make a certificate: {status}"
-    );
-    (cert, key)
 }
 
 /// HTTP-FRAME-1, HTTP-TRAIL-4, HTTP-BODY-5 over TLS (issue 3 items 1-2): with `--tls-cert/--tls-key` the server speaks

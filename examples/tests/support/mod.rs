@@ -420,6 +420,37 @@ pub(crate) fn own_nofile() -> (u64, u64) {
         .unwrap_or((0, 0))
 }
 
+/// A self-signed certificate for `127.0.0.1` and `localhost`, made with the `openssl` CLI.
+pub(crate) fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
+    let cert = dir.join("cert.pem");
+    let key = dir.join("key.pem");
+    let status = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ])
+        .args(["-days", "2", "-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("the `openssl` CLI must be installed to make the test certificate");
+    assert!(
+        status.success(),
+        "openssl failed to make a certificate: {status}"
+    );
+    (cert, key)
+}
+
 /// A fresh scratch directory under Cargo's per-target temporary directory, removed on drop.
 pub(crate) struct ScratchDir(PathBuf);
 
