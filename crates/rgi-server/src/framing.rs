@@ -326,7 +326,9 @@ impl Scanner {
                 }
                 State::Head if self.head.is_empty() && !matches!(bytes[0], b'\r' | b'\n') => {
                     let line_end = memchr::memchr(b'\n', bytes);
-                    if let Some(end) = line_end {
+                    // A first line longer than the head limit is refused for its size, as when
+                    // it arrives in pieces (`append_head`), and not looked at.
+                    if let Some(end) = line_end.filter(|&end| end < self.max_head) {
                         if self.check_first_line
                             && !self.first_line(has_http_version(trim_line(&bytes[..=end])))
                         {
@@ -334,7 +336,7 @@ impl Scanner {
                         }
                     }
                     let line = line_end.map_or(bytes.len(), |end| end + 1);
-                    lift_minor_version(&[], &mut bytes[..line]);
+                    lift_minor_version(&[], &mut bytes[..line], self.max_head);
                     // The common case: a whole head in this read. It is followed in place,
                     // without copying it into the head buffer.
                     match read_head(bytes) {
@@ -353,10 +355,10 @@ impl Scanner {
                 }
                 State::Head => {
                     let end = memchr::memchr(b'\n', bytes);
-                    if !self.head.is_empty() && memchr::memchr(b'\n', &self.head).is_none() {
-                        // The rest of a request line begun in an earlier read.
+                    if memchr::memchr(b'\n', &self.head).is_none() {
+                        // A request line, or the rest of one begun in an earlier read.
                         let line = end.map_or(bytes.len(), |end| end + 1);
-                        lift_minor_version(&self.head, &mut bytes[..line]);
+                        lift_minor_version(&self.head, &mut bytes[..line], self.max_head);
                     }
                     let Some(end) = end else {
                         self.append_head(bytes);
@@ -725,18 +727,15 @@ fn has_http_version(line: &[u8]) -> bool {
 /// hyper reads it: the application and the response then say HTTP/1.1.
 ///
 /// `line` is the part of a request line in this read (up to its LF, when that is in it), and
-/// `before` the part read before it (already handed on: only `line` can change). A method or
-/// target holds no space, so ` HTTP/1.` followed by a digit is the version, or the line is
-/// malformed with or without the change (a digit after it stays, and hyper refuses it).
-fn lift_minor_version(before: &[u8], line: &mut [u8]) {
+/// `before` the part read before it (already handed on: only `line` can change). The first
+/// space of the line that `HTTP/1.` and one more byte follow decides, wherever the reads split
+/// the line: a method or target holds no space, so in a well-formed line that is the version;
+/// in a malformed one, hyper refuses the line with or without the change. A digit at or past
+/// `max_head` bytes into the line stays: that request is refused for its size, and the guard
+/// stops following a head once it is too large, so where the reads split must not decide.
+fn lift_minor_version(before: &[u8], line: &mut [u8], max_head: usize) {
     const VERSION: &[u8] = b" HTTP/1.";
-    if before.is_empty() {
-        let line = trim_line(line);
-        if line.ends_with(b" HTTP/1.1") || line.ends_with(b" HTTP/1.0") {
-            // The common case: the whole request line, in a version hyper reads.
-            return;
-        }
-    }
+    let total = before.len() + line.len();
     let byte_at = |line: &[u8], i: usize| {
         if i < before.len() {
             before[i]
@@ -744,19 +743,21 @@ fn lift_minor_version(before: &[u8], line: &mut [u8]) {
             line[i - before.len()]
         }
     };
-    for at in 0..line.len() {
-        if !matches!(line[at], b'2'..=b'9') {
-            continue;
+    let spaces = memchr::memchr_iter(b' ', before)
+        .chain(memchr::memchr_iter(b' ', line).map(|i| before.len() + i));
+    for space in spaces {
+        let digit = space + VERSION.len();
+        if digit >= total {
+            // Not all here yet: the next read decides.
+            return;
         }
-        let Some(start) = (before.len() + at).checked_sub(VERSION.len()) else {
-            continue;
-        };
-        if VERSION
-            .iter()
-            .enumerate()
-            .all(|(k, &expected)| byte_at(line, start + k) == expected)
-        {
-            line[at] = b'1';
+        if (1..VERSION.len()).all(|k| byte_at(line, space + k) == VERSION[k]) {
+            if digit >= before.len()
+                && digit < max_head
+                && matches!(byte_at(line, digit), b'2'..=b'9')
+            {
+                line[digit - before.len()] = b'1';
+            }
             return;
         }
     }
@@ -1623,6 +1624,181 @@ mod tests {
                 expected,
                 "{text:?} byte by byte"
             );
+        }
+    }
+
+    /// A small deterministic generator (xorshift64*), so that the property test below needs no
+    /// dependency and replays exactly.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+
+        fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+            items[self.below(items.len())]
+        }
+    }
+
+    /// One request of the property test: a head built from well-formed and broken parts, and a
+    /// body framed by its fields (or not).
+    fn random_request(rng: &mut Rng) -> Vec<u8> {
+        let eol = rng.pick(&["\r\n", "\r\n", "\r\n", "\n"]);
+        let mut out = String::new();
+        if rng.below(8) == 0 {
+            out.push_str(eol);
+        }
+        out.push_str(rng.pick(&["GET", "POST", "PUT", "CONNECT", "G T", ""]));
+        out.push(' ');
+        out.push_str(rng.pick(&["/", "/echo?x=1", "*", "a.test:443", "/HTTP/1.2", "/é"]));
+        out.push_str(rng.pick(&[
+            " HTTP/1.1",
+            " HTTP/1.1",
+            " HTTP/1.0",
+            " HTTP/1.2",
+            " HTTP/2.0",
+            "",
+            " HTTP/1.23",
+        ]));
+        out.push_str(eol);
+        let mut chunked = false;
+        let mut length = None;
+        for _ in 0..rng.below(5) {
+            match rng.below(9) {
+                0 => out.push_str("host: a.test"),
+                1 => {
+                    let n = rng.below(40);
+                    length = Some(n);
+                    out.push_str(&format!("content-length: {n}"));
+                }
+                2 => out.push_str(rng.pick(&[
+                    "content-length: x",
+                    "content-length: 1, 2",
+                    "content-length:",
+                ])),
+                3 => {
+                    chunked = true;
+                    out.push_str(rng.pick(&[
+                        "transfer-encoding: chunked",
+                        "transfer-encoding: gzip, chunked",
+                    ]));
+                }
+                4 => out.push_str(rng.pick(&[
+                    "transfer-encoding: gzip",
+                    "transfer-encoding: chunked, gzip",
+                ])),
+                5 => out.push_str(rng.pick(&["upgrade: websocket", "connection: upgrade"])),
+                6 => out.push_str(rng.pick(&[" folded", "x : y", "no-colon", "x-a: HTTP/1.2"])),
+                _ => out.push_str(&format!(
+                    "x-{}: {}",
+                    rng.below(100),
+                    "v".repeat(rng.below(30))
+                )),
+            }
+            out.push_str(eol);
+        }
+        out.push_str(eol);
+        if chunked {
+            for _ in 0..rng.below(4) {
+                let n = 1 + rng.below(20);
+                out.push_str(&format!("{n:x}"));
+                out.push_str(rng.pick(&["", "", ";a=b", ";a=\"q s\"", " ;a", ";", " ", ";bad[=x"]));
+                out.push_str(rng.pick(&["\r\n", "\r\n", "\n"]));
+                out.push_str(&"d".repeat(n));
+                out.push_str(rng.pick(&["\r\n", "\r\n", "\n", "x\r\n"]));
+            }
+            out.push_str("0");
+            out.push_str(rng.pick(&["\r\n", "\r\n", "\n"]));
+            out.push_str(rng.pick(&["", "", "x-t: a\r\n", "x-t: a\n", "bad trailer\r\n"]));
+            out.push_str(rng.pick(&["\r\n", "\r\n", "\n"]));
+        } else if let Some(n) = length {
+            out.push_str(&"b".repeat(n));
+        }
+        out.into_bytes()
+    }
+
+    /// What the guard makes of `stream` read in the given pieces: the bytes hyper reads, where
+    /// they are cut off (if a body turned out malformed), every verdict in order, whether the
+    /// first line was no HTTP, and the state it ends in.
+    type Reading = (Vec<u8>, Option<usize>, Vec<Option<Refusal>>, bool, State);
+
+    fn read_in_pieces(stream: &[u8], splits: &[usize], max_head: usize, first: bool) -> Reading {
+        let conn = ConnState::detached();
+        let mut scanner = Scanner::new(max_head, conn.clone(), first);
+        let mut out = Vec::new();
+        let mut cut = None;
+        let mut start = 0;
+        for &end in splits.iter().chain([&stream.len()]) {
+            if start == end {
+                continue;
+            }
+            let mut chunk = stream[start..end].to_vec();
+            if scanner.state != State::Off && cut.is_none() {
+                if let Some(accepted) = scanner.feed(&mut chunk) {
+                    cut = Some(start + accepted);
+                }
+            }
+            out.extend_from_slice(&chunk);
+            start = end;
+        }
+        let mut verdicts = Vec::new();
+        while conn.verdicts.has_untaken() {
+            verdicts.push(conn.verdicts.next_refusal());
+        }
+        (out, cut, verdicts, scanner.not_http, scanner.state)
+    }
+
+    /// SRV-LIMIT-5, SRV-LIMIT-13, SRV-LIMIT-14, SRV-LIMIT-15, SRV-LIMIT-17, SRV-LIMIT-19: the
+    /// guard's reading of a stream does not depend on how the stream is split into reads. For
+    /// 20,000 generated streams (pipelined requests from well-formed and broken parts,
+    /// small and default head limits, with and without the first-line check), the bytes handed
+    /// on, the verdicts, the cut-off point and the final state are the same read whole, in
+    /// random pieces, and byte by byte; and nothing panics.
+    #[test]
+    fn reads_every_stream_the_same_however_it_is_split() {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        for case in 0..20_000 {
+            let mut stream = Vec::new();
+            for _ in 0..1 + rng.below(3) {
+                stream.extend(random_request(&mut rng));
+            }
+            if rng.below(4) == 0 && !stream.is_empty() {
+                // A random byte changed, to reach states no generated part does.
+                let at = rng.below(stream.len());
+                stream[at] = rng
+                    .pick(&["\r", "\n", " ", ";", "0", ":", "\"", "a"])
+                    .as_bytes()[0];
+            }
+            let max_head = if rng.below(3) == 0 {
+                24 + rng.below(40)
+            } else {
+                8192
+            };
+            let first = rng.below(2) == 0;
+            let whole = read_in_pieces(&stream, &[], max_head, first);
+            let mut random: Vec<usize> = (0..rng.below(6))
+                .map(|_| rng.below(stream.len().max(1)))
+                .collect();
+            random.sort_unstable();
+            let bytewise: Vec<usize> = (1..stream.len()).collect();
+            for (how, splits) in [("random pieces", random), ("byte by byte", bytewise)] {
+                let other = read_in_pieces(&stream, &splits, max_head, first);
+                assert_eq!(
+                    whole,
+                    other,
+                    "case {case}, max_head {max_head}, first-line check {first}: read whole \
+                     and in {how} ({splits:?}) differ for {:?}",
+                    String::from_utf8_lossy(&stream)
+                );
+            }
         }
     }
 }
