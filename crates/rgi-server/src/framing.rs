@@ -1715,7 +1715,7 @@ mod tests {
                 out.push_str(&"d".repeat(n));
                 out.push_str(rng.pick(&["\r\n", "\r\n", "\n", "x\r\n"]));
             }
-            out.push_str("0");
+            out.push('0');
             out.push_str(rng.pick(&["\r\n", "\r\n", "\n"]));
             out.push_str(rng.pick(&["", "", "x-t: a\r\n", "x-t: a\n", "bad trailer\r\n"]));
             out.push_str(rng.pick(&["\r\n", "\r\n", "\n"]));

@@ -194,7 +194,10 @@
 //!   anything else HTTP/1.x. A first line with no HTTP version (a broken preface, HTTP/0.9,
 //!   another protocol) is closed without a response (`SRV-LIMIT-17`); `HTTP/1.2` … `HTTP/1.9`
 //!   are served as HTTP/1.1 (`SRV-LIMIT-19`, RFC 9110 §2.5); any other `HTTP/` version gets
-//!   `400`. `--http1-only` and `--http2-only` refuse the other protocol.
+//!   `400`. `--http1-only` and `--http2-only` refuse the other protocol. The `Upgrade: h2c`
+//!   switch of RFC 7540 §3.2, which RFC 9113 deprecates, is not taken: such a request is
+//!   answered in HTTP/1.1 (what `curl --http2 http://…` gets; `--http2-prior-knowledge` gets
+//!   HTTP/2).
 //! - **Chunked bodies** (`SRV-LIMIT-15`): read by RFC 9112 §7.1 without leniency (a bare LF,
 //!   whitespace or junk after a chunk size, an extension off its §7.1.1 grammar or a malformed
 //!   trailer line is malformed); refused with `400`
