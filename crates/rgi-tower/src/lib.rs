@@ -71,6 +71,11 @@
 //! The host has no lifespan: call [`RgiService::start`] before serving and
 //! [`RgiService::shutdown`] after.
 //!
+//! What a service never sees stays the host's: how hyper frames HTTP/1 requests. Hosted by bare
+//! hyper, a request can hide behind a bare-LF trailer line (`SRV-LIMIT-15`) and `HTTP/1.2` is
+//! refused instead of served as HTTP/1.1 (`SRV-LIMIT-19`); rgi-server's framing guard handles
+//! both in front of hyper (`conformance-tests/KNOWN-FAILURES.md`).
+//!
 //! ## Mount prefixes
 //!
 //! RGI keeps the request target whole and names the mounted part in [`rgi::MountPrefix`]
