@@ -339,7 +339,7 @@ impl Scanner {
                     lift_minor_version(&[], &mut bytes[..line], self.max_head);
                     // The common case: a whole head in this read. It is followed in place,
                     // without copying it into the head buffer.
-                    match read_head(bytes) {
+                    match line_end.and_then(|end| read_head_after(bytes, end)) {
                         Some((end, facts)) if end <= self.max_head => {
                             self.head_done(facts);
                             bytes = &mut std::mem::take(&mut bytes)[end..];
@@ -665,7 +665,11 @@ struct HeadFacts {
 /// including the empty line that ends it) and its facts, if it is all there. Lines end at LF;
 /// one CR before it is not part of the line.
 fn read_head(bytes: &[u8]) -> Option<(usize, HeadFacts)> {
-    let first_end = memchr::memchr(b'\n', bytes)?;
+    read_head_after(bytes, memchr::memchr(b'\n', bytes)?)
+}
+
+/// [`read_head`], with the end of the request line (its LF at `first_end`) already found.
+fn read_head_after(bytes: &[u8], first_end: usize) -> Option<(usize, HeadFacts)> {
     let request_line = trim_line(&bytes[..=first_end]);
     let mut facts = HeadFacts {
         http1: !request_line.starts_with(b"PRI * HTTP/2")
@@ -1560,17 +1564,7 @@ mod tests {
     /// What hyper reads after the guard followed `stream` in the given reads (split at every
     /// offset in `splits`, in order).
     fn as_read(stream: &[u8], splits: &[usize]) -> Vec<u8> {
-        let conn = ConnState::detached();
-        let mut scanner = scanner(&conn);
-        let mut out = Vec::new();
-        let mut start = 0;
-        for &end in splits.iter().chain([&stream.len()]) {
-            let mut chunk = stream[start..end].to_vec();
-            scanner.feed(&mut chunk);
-            out.extend_from_slice(&chunk);
-            start = end;
-        }
-        out
+        read_in_pieces(stream, splits, 8192, false).0
     }
 
     /// SRV-LIMIT-19: `HTTP/1.2` … `HTTP/1.9` reach hyper as `HTTP/1.1`, however the request
