@@ -457,15 +457,6 @@ async fn two_pages_talk(mut chromium: Chromium, server: &TestServer, url: &str) 
     );
 }
 
-/// Waits (bounded) until the server's output holds `text`.
-async fn wait_for_log(server: &TestServer, text: &str) -> bool {
-    let deadline = Instant::now() + PAGE_BOUND;
-    while !server.logs_contain(text) && Instant::now() < deadline {
-        sleep(POLL_EVERY).await;
-    }
-    server.logs_contain(text)
-}
-
 /// WS-HS-5, WS-MSG-1, WS-MSG-4: the chat over HTTP/1.1, its WebSocket by the RFC 6455 handshake.
 #[tokio::test]
 async fn two_chromium_pages_exchange_messages() {
@@ -473,7 +464,9 @@ async fn two_chromium_pages_exchange_messages() {
     let server = ServerOptions::new(CHAT).start();
     two_pages_talk(chromium, &server, &server.url("/")).await;
     assert!(
-        wait_for_log(&server, "\"GET /ws HTTP/1.1\" 101").await,
+        server
+            .logs_contain_within("\"GET /ws HTTP/1.1\" 101", PAGE_BOUND)
+            .await,
         "no RFC 6455 upgrade of /ws in the access log\n{}",
         server.logs()
     );
@@ -500,7 +493,9 @@ async fn two_chromium_pages_exchange_messages_over_http2() {
     let url = format!("https://{}/", server.addr());
     two_pages_talk(chromium, &server, &url).await;
     assert!(
-        wait_for_log(&server, "\"CONNECT /ws HTTP/2.0\" 200").await,
+        server
+            .logs_contain_within("\"CONNECT /ws HTTP/2.0\" 200", PAGE_BOUND)
+            .await,
         "no RFC 8441 CONNECT of /ws over HTTP/2 in the access log\n{}",
         server.logs()
     );

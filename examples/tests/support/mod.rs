@@ -285,6 +285,16 @@ impl TestServer {
         tail.lines.iter().any(|line| line.contains(needle))
     }
 
+    /// Whether the server's output contains `needle` within `bound` (polled; output is read by
+    /// a thread, so a line the server just wrote may take a moment to show).
+    pub(crate) async fn logs_contain_within(&self, needle: &str, bound: Duration) -> bool {
+        let start = Instant::now();
+        while !self.logs_contain(needle) && start.elapsed() < bound {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.logs_contain(needle)
+    }
+
     /// Sends a signal by name (`TERM`, `INT`, `KILL`) with the shell's built-in `kill` (no
     /// procps needed).
     pub(crate) fn signal(&self, name: &str) {
