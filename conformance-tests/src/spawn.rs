@@ -24,6 +24,9 @@
 //! | `RGI_MAX_CONNECTIONS` | most connections served at once |
 //! | `RGI_HEADER_READ_TIMEOUT` | seconds a client may take to send a request head |
 //! | `RGI_KEEP_ALIVE_TIMEOUT` | seconds an idle connection is kept open |
+//! | `RGI_BODY_READ_TIMEOUT` | seconds the application may wait for request body bytes that do not come |
+//! | `RGI_MIN_BODY_RATE` | slowest average rate of a request body of declared length, bytes per second |
+//! | `RGI_MIN_BODY_RATE_GRACE` | seconds of waiting for a request body before the minimum rate applies |
 //! | `RGI_GRACEFUL_TIMEOUT` | seconds in-flight exchanges may run after `SIGTERM` |
 //! | `RGI_ROOT_PATH` | the mount prefix (capability `mount-prefix`) |
 //! | `RGI_PROXY_HEADERS` | `true`: honour forwarded headers from trusted peers (capability `proxy-headers`) |

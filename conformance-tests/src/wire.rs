@@ -257,6 +257,18 @@ impl WireConn {
         Ok(Some(data))
     }
 
+    /// Whether the server sent something (or closed the connection) within `limit`; what it
+    /// sent stays buffered for the next read.
+    pub async fn answered_within(&mut self, limit: Duration) -> Result<bool, WireError> {
+        if !self.buffer.is_empty() || self.eof {
+            return Ok(true);
+        }
+        match timeout(limit, self.fill()).await {
+            Err(_) => Ok(false),
+            Ok(filled) => filled.map(|_| true),
+        }
+    }
+
     /// Writes as much of `bytes` as the server accepts within `limit`; returns how many bytes
     /// were written (all of them, or fewer when the server stopped reading).
     pub async fn send_within(&mut self, bytes: &[u8], limit: Duration) -> Result<usize, WireError> {

@@ -52,6 +52,12 @@ pub(crate) fn cases() -> Vec<SpawnedCase> {
             None,
             body_timeout_paused
         ),
+        spawned_case!(
+            "spawned: an upload slower than the minimum body rate times out, a stream does not",
+            ["SRV-LIMIT-20"],
+            None,
+            min_body_rate
+        ),
     ]
 }
 
@@ -326,8 +332,8 @@ async fn connection_limit(lab: Lab) -> Result<(), String> {
 }
 
 async fn body_timeout_paused(lab: Lab) -> Result<(), String> {
-    // A server with a body read timeout maps it from RGI_BODY_READ_TIMEOUT; rgi-server has
-    // none and bounds slow clients by its header and idle timeouts, set short here too.
+    // The body read timeout is short; so are the header and idle timeouts, which must not cut
+    // the exchange either.
     let env = [
         ("RGI_BODY_READ_TIMEOUT", "1"),
         ("RGI_HEADER_READ_TIMEOUT", "1"),
@@ -352,6 +358,78 @@ async fn body_timeout_paused(lab: Lab) -> Result<(), String> {
         check!(
             response.field("bytes").as_deref() == Some("10"),
             "the body timed out while the app was not polling it: {:?}",
+            response.text()
+        );
+        Ok(())
+    })
+    .await
+}
+
+/// Sends `head`, then one piece every 250 ms until the server answers (at most `pieces`), and
+/// reads the response.
+async fn trickle(
+    target: &Target,
+    head: &[u8],
+    piece: &[u8],
+    pieces: usize,
+    last: &[u8],
+) -> Result<crate::wire::WireResponse, String> {
+    let mut conn = WireConn::connect(target.addr).await.map_err(err)?;
+    conn.send(head).await.map_err(err)?;
+    for _ in 0..pieces {
+        if conn
+            .answered_within(Duration::from_millis(250))
+            .await
+            .map_err(err)?
+        {
+            break;
+        }
+        // The server may stop reading once it gave up on the body.
+        let _ = conn.send_within(piece, Duration::from_secs(1)).await;
+    }
+    if !conn.answered_within(Duration::ZERO).await.map_err(err)? {
+        let _ = conn.send_within(last, Duration::from_secs(1)).await;
+    }
+    conn.read_response("POST").await.map_err(err)
+}
+
+async fn min_body_rate(lab: Lab) -> Result<(), String> {
+    // 100 bytes per second after 1 s of waiting; the body read timeout (no bytes at all) is
+    // long, so only the rate can end the upload below.
+    let env = [
+        ("RGI_MIN_BODY_RATE", "100"),
+        ("RGI_MIN_BODY_RATE_GRACE", "1"),
+        ("RGI_BODY_READ_TIMEOUT", "60"),
+    ];
+    with_instance(&lab, &env, |target| async move {
+        // An upload of declared length at 4 bytes per second: it would take 250 s whole.
+        let response = trickle(
+            &target,
+            b"POST /sleep?ms=0&read HTTP/1.1\r\nhost: a\r\ncontent-length: 1000\r\n\r\n",
+            b"x",
+            60,
+            b"",
+        )
+        .await?;
+        check!(
+            response.field("error").as_deref() == Some("timed-out"),
+            "an upload at 4 bytes per second, with 100 the minimum, was not timed out after 15 s: {} {:?}",
+            response.status,
+            response.text()
+        );
+        // A chunked stream at the same pace, for 3 s: not held to the rate.
+        let response = trickle(
+            &target,
+            b"POST /sleep?ms=0&read HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\n\r\n",
+            b"1\r\nx\r\n",
+            12,
+            b"0\r\n\r\n",
+        )
+        .await?;
+        expect_status(&response, 200)?;
+        check!(
+            response.field("bytes").as_deref() == Some("12"),
+            "a chunked stream at 4 bytes per second was cut by the minimum rate: {:?}",
             response.text()
         );
         Ok(())

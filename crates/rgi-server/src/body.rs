@@ -13,28 +13,89 @@ use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
 use rgi::{BodyError, BoxError, DisconnectNotifier, Outcome};
 
+use tokio::time::Instant;
+
+use crate::config::MinBodyRate;
 use crate::stall::StallTimer;
 
 use crate::service::ExchangeLog;
 
 /// hyper's incoming body, with hyper's errors mapped to [`BodyError`] variants, and failing
 /// with [`BodyError::TimedOut`] when the application waits longer than the body read timeout
-/// for bytes that do not come (`HTTP-BODY-15`).
+/// for bytes that do not come (`HTTP-BODY-15`), or when a body of declared length comes slower
+/// than the minimum rate (`SRV-LIMIT-20`).
 #[derive(Debug)]
 pub(crate) struct RequestBody {
     inner: Incoming,
     /// How long the application has been waiting for body bytes.
     wait: StallTimer,
+    /// The minimum rate, for a body of declared length.
+    floor: Option<RateFloor>,
     timed_out: bool,
 }
 
 impl RequestBody {
-    pub(crate) fn new(inner: Incoming, timeout: Option<Duration>) -> Self {
+    pub(crate) fn new(
+        inner: Incoming,
+        timeout: Option<Duration>,
+        min_rate: Option<MinBodyRate>,
+    ) -> Self {
+        // Only an upload of declared length is held to a rate: a body of unknown length may be
+        // a stream whose client pauses between messages (gRPC, duplex streams).
+        let floor = min_rate
+            .filter(|_| http_body::Body::size_hint(&inner).exact().is_some())
+            .map(RateFloor::new);
         Self {
             inner,
             wait: StallTimer::new(timeout),
+            floor,
             timed_out: false,
         }
+    }
+}
+
+/// `SRV-LIMIT-20`: the bytes a body has delivered against the time the application has waited
+/// for them. The client owes `grace + received / rate` of waiting; once the application has
+/// waited longer, the body is too slow.
+#[derive(Debug)]
+struct RateFloor {
+    rate: MinBodyRate,
+    received: u64,
+    /// Time the application spent waiting in the stalls that ended.
+    waited: Duration,
+    /// When the current stall began.
+    since: Option<Instant>,
+}
+
+impl RateFloor {
+    fn new(rate: MinBodyRate) -> Self {
+        Self {
+            rate,
+            received: 0,
+            waited: Duration::ZERO,
+            since: None,
+        }
+    }
+
+    /// The application is waiting: how much longer it may wait, counted from the start of
+    /// this stall.
+    fn stalled(&mut self) -> Duration {
+        self.since.get_or_insert_with(Instant::now);
+        let earned_nanos = u128::from(self.received) * 1_000_000_000
+            / u128::from(self.rate.bytes_per_second.get());
+        let earned = Duration::from_nanos(u64::try_from(earned_nanos).unwrap_or(u64::MAX));
+        self.rate
+            .grace
+            .saturating_add(earned)
+            .saturating_sub(self.waited)
+    }
+
+    /// The stall (if any) ended, with `bytes` more delivered.
+    fn progressed(&mut self, bytes: usize) {
+        if let Some(since) = self.since.take() {
+            self.waited += since.elapsed();
+        }
+        self.received = self.received.saturating_add(bytes as u64);
     }
 }
 
@@ -86,16 +147,29 @@ impl http_body::Body for RequestBody {
         if self.timed_out {
             return Poll::Ready(Some(Err(BodyError::TimedOut)));
         }
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
         if polled.is_pending() {
             // Only a pending poll counts: time in which the application does not poll does not.
-            if self.wait.expired(cx) {
-                self.timed_out = true;
+            let cap = this.floor.as_mut().map(|floor| floor.stalled());
+            if this.wait.expired_within(cx, cap) {
+                this.timed_out = true;
+                tracing::debug!(
+                    received = this.floor.as_ref().map(|floor| floor.received),
+                    "the request body stalled past the body read timeout or came slower than the minimum rate"
+                );
                 return Poll::Ready(Some(Err(BodyError::TimedOut)));
             }
             return Poll::Pending;
         }
-        self.wait.progressed();
+        this.wait.progressed();
+        if let Some(floor) = &mut this.floor {
+            let bytes = match &polled {
+                Poll::Ready(Some(Ok(frame))) => frame.data_ref().map_or(0, Bytes::len),
+                _ => 0,
+            };
+            floor.progressed(bytes);
+        }
         match polled {
             Poll::Ready(Some(Err(error))) => Poll::Ready(Some(Err(body_error(error)))),
             Poll::Ready(Some(Ok(frame))) => match frame.into_trailers() {
@@ -456,5 +530,51 @@ where
                     .map_or(0, |bytes| bytes.len() as u64),
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::num::NonZeroU32;
+
+    fn floor(bytes_per_second: u32, grace_secs: u64) -> RateFloor {
+        RateFloor::new(MinBodyRate::new(
+            NonZeroU32::new(bytes_per_second).unwrap(),
+            Duration::from_secs(grace_secs),
+        ))
+    }
+
+    /// SRV-LIMIT-20: the application may wait the grace plus what the bytes so far earn, less
+    /// what it already waited.
+    #[test]
+    fn allowance_is_grace_plus_earned_less_waited() {
+        let mut floor = floor(100, 5);
+        assert_eq!(floor.stalled(), Duration::from_secs(5));
+        // (The stall's real duration is left out, to keep the figures exact.)
+        floor.since = None;
+        floor.progressed(250);
+        assert_eq!(floor.stalled(), Duration::from_millis(7_500));
+        floor.since = None;
+        floor.waited = Duration::from_secs(7);
+        assert_eq!(floor.stalled(), Duration::from_millis(500));
+        floor.since = None;
+        floor.waited = Duration::from_secs(60);
+        assert_eq!(floor.stalled(), Duration::ZERO, "a slow body owes time");
+    }
+
+    /// A stall's time is added when it ends, not before; huge counts saturate.
+    #[test]
+    fn stalls_are_counted_when_they_end_and_saturate() {
+        let mut floor = floor(1, 0);
+        floor.stalled();
+        assert!(floor.since.is_some());
+        assert_eq!(floor.waited, Duration::ZERO);
+        floor.progressed(0);
+        assert!(floor.since.is_none());
+        floor.progressed(usize::MAX);
+        floor.progressed(usize::MAX);
+        assert_eq!(floor.received, u64::MAX);
+        assert!(floor.stalled() > Duration::from_secs(u64::from(u32::MAX)));
     }
 }

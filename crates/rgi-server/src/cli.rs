@@ -1,12 +1,15 @@
 //! The standard command line of every RGI binary that calls [`crate::run`].
 
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
-use crate::config::{Config, ConfigError, HttpVersions, TlsFiles, TrustedProxies, parse_seconds};
+use crate::config::{
+    Config, ConfigError, HttpVersions, MinBodyRate, TlsFiles, TrustedProxies, parse_seconds,
+};
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -96,6 +99,19 @@ pub(crate) struct Cli {
     /// Seconds the application may wait for request body bytes before the body fails (408); 0: no limit.
     #[arg(long, env = "RGI_BODY_READ_TIMEOUT", value_name = "SECONDS", default_value = "60", value_parser = seconds)]
     body_read_timeout: Duration,
+
+    /// Slowest average rate, in bytes per second, of a request body of declared length while the app waits for it (after --min-body-rate-grace); slower gets 408; 0: no minimum.
+    #[arg(
+        long,
+        env = "RGI_MIN_BODY_RATE",
+        value_name = "BYTES_PER_SECOND",
+        default_value_t = 240
+    )]
+    min_body_rate: u32,
+
+    /// Seconds of waiting for a request body before --min-body-rate applies.
+    #[arg(long, env = "RGI_MIN_BODY_RATE_GRACE", value_name = "SECONDS", default_value = "5", value_parser = seconds)]
+    min_body_rate_grace: Duration,
 
     /// Seconds a write to a client may make no progress before the connection is closed; 0: no limit.
     #[arg(long, env = "RGI_WRITE_TIMEOUT", value_name = "SECONDS", default_value = "60", value_parser = seconds)]
@@ -275,6 +291,8 @@ impl Cli {
             keep_alive_timeout: self.keep_alive_timeout,
             body_read_timeout: self.body_read_timeout,
             write_timeout: self.write_timeout,
+            min_body_rate: NonZeroU32::new(self.min_body_rate)
+                .map(|rate| MinBodyRate::new(rate, self.min_body_rate_grace)),
             max_header_bytes: self.max_header_bytes,
             max_headers: self.max_headers,
             max_uri_length: self.max_uri_length,
@@ -316,6 +334,14 @@ mod tests {
         assert_eq!(default.body_read_timeout, Duration::from_secs(60));
         let config = parse(&["--body-read-timeout", "5"]);
         assert_eq!(config.body_read_timeout, Duration::from_secs(5));
+        assert_eq!(config.min_body_rate, default.min_body_rate);
+        assert_eq!(default.min_body_rate, Some(MinBodyRate::DEFAULT));
+        let config = parse(&["--min-body-rate", "1000", "--min-body-rate-grace", "2"]);
+        let rate = config.min_body_rate.unwrap();
+        assert_eq!(rate.bytes_per_second.get(), 1000);
+        assert_eq!(rate.grace, Duration::from_secs(2));
+        let config = parse(&["--min-body-rate", "0"]);
+        assert_eq!(config.min_body_rate, None);
         assert_eq!(default.write_timeout, Duration::from_secs(60));
         let config = parse(&["--write-timeout", "7"]);
         assert_eq!(config.write_timeout, Duration::from_secs(7));

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
@@ -54,6 +55,13 @@ pub struct Config {
     /// `HTTP-BODY-15`). Only time in which the application waits for the body counts.
     /// `Duration::ZERO` turns it off. Default: 60 s.
     pub body_read_timeout: Duration,
+    /// The slowest a request body of declared length (`content-length`) may come while the
+    /// application waits for it, on average after a grace period: slower, it fails with
+    /// [`rgi::BodyError::TimedOut`] (`408` before the response head, `SRV-LIMIT-20`). Guards
+    /// against slow-body attacks that keep a connection busy by trickling an upload. Bodies of
+    /// unknown length (streams) are held only to [`Config::body_read_timeout`]. `None` turns it
+    /// off. Default: 240 bytes per second after 5 s.
+    pub min_body_rate: Option<MinBodyRate>,
     /// How long a write to a client may make no progress (the client does not read): past it
     /// the connection is closed. Covers HTTP/1.x, HTTP/2 and upgraded connections.
     /// `Duration::ZERO` turns it off. Default: 60 s.
@@ -114,6 +122,7 @@ impl Default for Config {
             keep_alive_timeout: Duration::from_secs(60),
             body_read_timeout: Duration::from_secs(60),
             write_timeout: Duration::from_secs(60),
+            min_body_rate: Some(MinBodyRate::DEFAULT),
             max_header_bytes: 64 * 1024,
             max_headers: 100,
             max_uri_length: 8192,
@@ -188,6 +197,8 @@ impl Config {
         body_read_timeout: Duration,
         /// Sets [`Config::write_timeout`].
         write_timeout: Duration,
+        /// Sets [`Config::min_body_rate`].
+        min_body_rate: Option<MinBodyRate>,
         /// Sets [`Config::max_header_bytes`].
         max_header_bytes: usize,
         /// Sets [`Config::max_headers`].
@@ -240,6 +251,44 @@ pub enum HttpVersions {
     Http1Only,
     /// HTTP/2 only.
     Http2Only,
+}
+
+/// The minimum rate of a request body ([`Config::min_body_rate`], `SRV-LIMIT-20`): after
+/// `grace` of waiting, the application may wait no longer than the body's bytes so far earn at
+/// `bytes_per_second`.
+///
+/// ```
+/// use std::num::NonZeroU32;
+/// use std::time::Duration;
+/// use rgi_server::{Config, MinBodyRate};
+///
+/// let rate = MinBodyRate::new(NonZeroU32::new(1024).unwrap(), Duration::from_secs(10));
+/// let config = Config::default().min_body_rate(Some(rate));
+/// assert_eq!(config.min_body_rate.unwrap().bytes_per_second.get(), 1024);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MinBodyRate {
+    /// The average rate the body must keep, in bytes per second of waiting.
+    pub bytes_per_second: NonZeroU32,
+    /// The waiting allowed before the rate applies.
+    pub grace: Duration,
+}
+
+impl MinBodyRate {
+    /// The default: 240 bytes per second after 5 s (Kestrel's `MinRequestBodyDataRate`).
+    pub const DEFAULT: Self = Self {
+        bytes_per_second: NonZeroU32::new(240).expect("240 is not zero"),
+        grace: Duration::from_secs(5),
+    };
+
+    /// A rate of `bytes_per_second` after `grace`.
+    pub fn new(bytes_per_second: NonZeroU32, grace: Duration) -> Self {
+        Self {
+            bytes_per_second,
+            grace,
+        }
+    }
 }
 
 /// The PEM files of a TLS server identity, and optionally of the CAs for client certificates.

@@ -70,6 +70,8 @@
 //! | `--header-read-timeout S` | 30 | time to send a request head (slowloris guard) |
 //! | `--keep-alive-timeout S` | 60 | idle connection lifetime |
 //! | `--body-read-timeout S` | 60 | wait for request body bytes (0: none); then `408` |
+//! | `--min-body-rate N` | 240 | slowest average rate of an upload of declared length, bytes/s (0: none); then `408` (`SRV-LIMIT-20`) |
+//! | `--min-body-rate-grace S` | 5 | waiting for a body before `--min-body-rate` applies |
 //! | `--write-timeout S` | 60 | a write without progress (0: none); then the connection closes (`SRV-LIMIT-16`) |
 //! | `--max-header-bytes N` | 65536 | request head size (HTTP/1.x, min 8192) → `431` |
 //! | `--max-headers N` | 100 | header field count (HTTP/1.x) → `431` |
@@ -261,6 +263,13 @@
 //!   its response head. Only waiting counts: the timer runs while a poll of the body is pending,
 //!   and starts afresh at the next wait. A client that sends a body slowly cannot hold a
 //!   connection and the application's task for longer.
+//! - **Minimum body rate** (`SRV-LIMIT-20`): an upload of declared length (`content-length`)
+//!   must keep `--min-body-rate` (240 bytes per second) on average once the application has
+//!   waited `--min-body-rate-grace` (5 s) for it, counting only waiting as above; slower, it
+//!   fails with [`rgi::BodyError::TimedOut`] too. A trickled upload (a slow-body attack) then
+//!   holds a connection for seconds, not until its `content-length` is spent. Bodies of
+//!   unknown length (chunked, HTTP/2 without `content-length`) are streams that may pause, and
+//!   only the body read timeout applies to them.
 //! - **Write timeout** (`SRV-LIMIT-16`): a connection whose writes make no progress for
 //!   `--write-timeout` (60 s) — the client stopped reading — is closed, on HTTP/1.x, HTTP/2 and
 //!   upgraded connections alike; the exchange settles as not completed. Slow readers that make
@@ -345,7 +354,9 @@ use std::process::ExitCode;
 use clap::Parser;
 
 pub use activation::InheritedListeners;
-pub use config::{Config, ConfigError, HttpVersions, IpNetwork, TlsFiles, TrustedProxies};
+pub use config::{
+    Config, ConfigError, HttpVersions, IpNetwork, MinBodyRate, TlsFiles, TrustedProxies,
+};
 pub use server::{RunningServer, Server, ServerError, ShutdownHandle};
 pub use tls::TlsError;
 pub use ws::WsConfig;

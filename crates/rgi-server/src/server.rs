@@ -528,6 +528,7 @@ impl Server {
             max_body_bytes: config.max_body_bytes,
             body_read_timeout: (!config.body_read_timeout.is_zero())
                 .then_some(config.body_read_timeout),
+            min_body_rate: config.min_body_rate,
             root_path: config.root_path.clone(),
             trusted_proxies: config
                 .proxy_headers

@@ -34,6 +34,8 @@ pub(crate) struct AppContext<A> {
     pub(crate) max_body_bytes: Option<u64>,
     /// `HTTP-BODY-15`: how long a request body may keep the application waiting.
     pub(crate) body_read_timeout: Option<std::time::Duration>,
+    /// `SRV-LIMIT-20`: the slowest a request body of declared length may come.
+    pub(crate) min_body_rate: Option<crate::config::MinBodyRate>,
     pub(crate) root_path: Option<rgi::MountPrefix>,
     pub(crate) trusted_proxies: Option<TrustedProxies>,
     pub(crate) access_log: bool,
@@ -1333,7 +1335,11 @@ pub(crate) fn serve_request<A: App>(
     let body = if incoming.is_end_stream() {
         Body::empty()
     } else {
-        Body::new(RequestBody::new(incoming, shared.body_read_timeout))
+        Body::new(RequestBody::new(
+            incoming,
+            shared.body_read_timeout,
+            shared.min_body_rate,
+        ))
     };
     let request = http::Request::from_parts(parts, body.with_limit(shared.max_body_bytes));
 

@@ -1,5 +1,6 @@
 //! [`StallTimer`]: the clock behind the "no progress for this long" limits — the request body
-//! read timeout (`HTTP-BODY-15`) and the write timeout (`SRV-LIMIT-16`).
+//! read timeout (`HTTP-BODY-15`), the minimum request body rate (`SRV-LIMIT-20`) and the write
+//! timeout (`SRV-LIMIT-16`).
 
 use std::pin::Pin;
 use std::task::Context;
@@ -36,7 +37,17 @@ impl StallTimer {
     /// The operation is pending: whether this stall has lasted the whole timeout. When it has
     /// not, `cx` is woken once it has.
     pub(crate) fn expired(&mut self, cx: &mut Context<'_>) -> bool {
-        let Some(timeout) = self.timeout else {
+        self.expired_within(cx, None)
+    }
+
+    /// As [`StallTimer::expired`], with this stall also limited to `cap` when one is given. The
+    /// cap is read when a stall begins; later calls of the same stall do not change it.
+    pub(crate) fn expired_within(&mut self, cx: &mut Context<'_>, cap: Option<Duration>) -> bool {
+        let timeout = match (self.timeout, cap) {
+            (Some(timeout), Some(cap)) => Some(timeout.min(cap)),
+            (timeout, cap) => timeout.or(cap),
+        };
+        let Some(timeout) = timeout else {
             return false;
         };
         let sleep = match &mut self.sleep {

@@ -2,6 +2,7 @@
 
 mod common;
 
+use std::num::NonZeroU32;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -449,6 +450,171 @@ async fn body_read_timeout_counts_only_waiting() {
     assert_eq!(status_of(&reply), Some(200), "{text}");
     assert!(text.contains("bytes: 10"), "{text}");
     stop(server).await;
+}
+
+/// The minimum body rate of the tests below: 100 bytes per second after 1 s of waiting.
+fn min_rate_config() -> rgi_server::Config {
+    let rate = rgi_server::MinBodyRate::new(NonZeroU32::new(100).unwrap(), Duration::from_secs(1));
+    config().min_body_rate(Some(rate))
+}
+
+/// Sends `head`, then `pieces` of the body one every `every` until the server stops taking
+/// them, and reads the reply until the server closes the connection.
+async fn trickle(
+    addr: std::net::SocketAddr,
+    head: &[u8],
+    pieces: Vec<Vec<u8>>,
+    every: Duration,
+) -> Vec<u8> {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(head).await.unwrap();
+    let (mut reader, mut writer) = stream.into_split();
+    let writing = tokio::spawn(async move {
+        for piece in pieces {
+            tokio::time::sleep(every).await;
+            if writer.write_all(&piece).await.is_err() {
+                break;
+            }
+        }
+        writer
+    });
+    let mut reply = Vec::new();
+    let _ = tokio::time::timeout(LIMIT, reader.read_to_end(&mut reply)).await;
+    writing.abort();
+    reply
+}
+
+/// SRV-LIMIT-20: a body of declared length that comes slower than the minimum rate fails with
+/// `TimedOut` once the grace is spent — long before the body read timeout (60 s here), since
+/// bytes keep coming. Before the response head that is a `408`, and the connection closes.
+#[tokio::test]
+async fn body_slower_than_min_rate_times_out() {
+    let (server, probe) = start_probe(min_rate_config()).await;
+    let addr = server.local_addrs()[0];
+    // 4 bytes per second, where 100 are the minimum: 1,000 bytes would take 250 s.
+    let pieces = vec![b"x".to_vec(); 1000];
+    let reply = trickle(
+        addr,
+        b"POST /collect HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n\r\n",
+        pieces,
+        Duration::from_millis(250),
+    )
+    .await;
+    assert_eq!(
+        status_of(&reply),
+        Some(408),
+        "{}",
+        String::from_utf8_lossy(&reply)
+    );
+    assert_eq!(probe.observed.calls.load(Ordering::SeqCst), 1);
+    stop(server).await;
+}
+
+/// SRV-LIMIT-20: a body of declared length that comes faster than the minimum rate is read
+/// whole, however long it takes.
+#[tokio::test]
+async fn body_faster_than_min_rate_is_served() {
+    let (server, _probe) = start_probe(min_rate_config()).await;
+    let addr = server.local_addrs()[0];
+    // 1,000 bytes per second, ten times the minimum, for 2 s.
+    let pieces = vec![vec![b'x'; 100]; 20];
+    let reply = trickle(
+        addr,
+        b"POST /collect HTTP/1.1\r\nHost: a\r\nContent-Length: 2000\r\nConnection: close\r\n\r\n",
+        pieces,
+        Duration::from_millis(100),
+    )
+    .await;
+    let text = String::from_utf8_lossy(&reply);
+    assert_eq!(status_of(&reply), Some(200), "{text}");
+    assert!(text.contains("bytes: 2000"), "{text}");
+    stop(server).await;
+}
+
+/// SRV-LIMIT-20: a body of unknown length (a chunked stream) is not held to the minimum rate,
+/// only to the body read timeout: a stream that pauses between small messages is served.
+#[tokio::test]
+async fn streamed_body_is_not_held_to_min_rate() {
+    let (server, _probe) = start_probe(min_rate_config()).await;
+    let addr = server.local_addrs()[0];
+    // 12 one-byte chunks over 3 s: 4 bytes per second, the rate refused above.
+    let mut pieces = vec![b"1\r\nx\r\n".to_vec(); 12];
+    pieces.push(b"0\r\n\r\n".to_vec());
+    let reply = trickle(
+        addr,
+        b"POST /collect HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+        pieces,
+        Duration::from_millis(250),
+    )
+    .await;
+    let text = String::from_utf8_lossy(&reply);
+    assert_eq!(status_of(&reply), Some(200), "{text}");
+    assert!(text.contains("bytes: 12"), "{text}");
+    stop(server).await;
+}
+
+/// SRV-LIMIT-20 on HTTP/2: a stream whose body of declared length comes slower than the
+/// minimum rate is answered `408`; the connection's other streams are not affected.
+#[tokio::test]
+async fn h2_body_slower_than_min_rate_times_out() {
+    let (server, _probe) = start_probe(min_rate_config()).await;
+    let addr = server.local_addrs()[0];
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(1);
+    let slow = http::Request::post(format!("http://{addr}/collect"))
+        .header(http::header::CONTENT_LENGTH, "1000")
+        .body(ChannelBody(rx))
+        .unwrap();
+    let feeding = tokio::spawn(async move {
+        for _ in 0..1000 {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            if tx.send(bytes::Bytes::from_static(b"x")).await.is_err() {
+                break;
+            }
+        }
+    });
+    let response = tokio::time::timeout(LIMIT, sender.send_request(slow))
+        .await
+        .expect("the slow stream is answered")
+        .unwrap();
+    assert_eq!(response.status(), http::StatusCode::REQUEST_TIMEOUT);
+    feeding.abort();
+    // The connection still serves other streams.
+    let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(1);
+    tx.send(bytes::Bytes::from_static(b"hello")).await.unwrap();
+    drop(tx);
+    let fast = http::Request::post(format!("http://{addr}/collect"))
+        .header(http::header::CONTENT_LENGTH, "5")
+        .body(ChannelBody(rx))
+        .unwrap();
+    let reply = read_reply(sender.send_request(fast).await.unwrap()).await;
+    assert_eq!(reply.status, http::StatusCode::OK);
+    assert!(reply.text().contains("bytes: 5"), "{}", reply.text());
+    stop(server).await;
+}
+
+/// A request body fed through a channel, one frame per message.
+struct ChannelBody(tokio::sync::mpsc::Receiver<bytes::Bytes>);
+
+impl http_body::Body for ChannelBody {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|piece| piece.map(|bytes| Ok(http_body::Frame::data(bytes))))
+    }
 }
 
 /// SRV-LIMIT-16, HTTP-DISC-4: a client that stops reading a response cannot hold the
