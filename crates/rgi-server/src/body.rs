@@ -244,7 +244,15 @@ struct Rare {
     /// An abort held back for one poll, so that hyper flushes what it buffered (the head,
     /// earlier chunks) before it sees the error and closes (`HTTP-RESP-1`).
     deferred: Option<AbortReason>,
+    /// What is left of an application's data frame handed to hyper in pieces.
+    rest: Bytes,
 }
+
+/// The largest piece of response data handed to hyper at once on HTTP/2: the default (and
+/// smallest) frame size. hyper polls the body again only once the stream's flow-control window
+/// has room beyond what it holds; in pieces, the time between polls is the time the client
+/// takes for one piece, which the write timeout bounds (`SRV-LIMIT-16`, [`crate::flow`]).
+const H2_PIECE: usize = 16 * 1024;
 
 /// [`ResponseBody`]'s stored length when no `Content-Length` was declared. A declared
 /// length this large cannot be sent (hyper refuses it), so it never stands for one.
@@ -273,6 +281,8 @@ pin_project_lite::pin_project! {
         // (and in a slot of its size for each connection).
         rare: Option<Box<Rare>>,
         no_body: bool,
+        // Hand data to hyper in pieces of at most `H2_PIECE` bytes (HTTP/2).
+        in_pieces: bool,
         // The declared length; `UNDECLARED` when there is none (see `declared`).
         declared: u64,
         sent: u64,
@@ -314,18 +324,22 @@ pin_project_lite::pin_project! {
 }
 
 impl<B> ResponseBody<B> {
-    /// The application's body.
+    /// The application's body; `in_pieces` on HTTP/2.
     pub(crate) fn app(
         body: B,
         no_body: bool,
+        in_pieces: bool,
         declared: Option<u64>,
         notifier: DisconnectNotifier,
         log: Option<ExchangeLog>,
     ) -> Self {
+        // The head goes to hyper now: waiting for it to be sent is the client's.
+        crate::flow::client_turn();
         Self {
             inner: Some(body),
             rare: None,
             no_body,
+            in_pieces,
             // The service never declares `UNDECLARED` (no body can be that long).
             declared: declared.unwrap_or(UNDECLARED),
             sent: 0,
@@ -344,6 +358,7 @@ impl<B> ResponseBody<B> {
         notifier: Option<DisconnectNotifier>,
         log: Option<ExchangeLog>,
     ) -> Self {
+        crate::flow::client_turn();
         Self {
             inner: None,
             declared: if no_body { 0 } else { bytes.len() as u64 },
@@ -354,6 +369,7 @@ impl<B> ResponseBody<B> {
                 })
             }),
             no_body,
+            in_pieces: false,
             sent: 0,
             done: false,
             aborted: false,
@@ -377,6 +393,8 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, AbortReason>>> {
         let mut this = self.project();
+        // hyper polls: what it gave the client was sent (`SRV-LIMIT-16`, HTTP/2 flow control).
+        crate::flow::app_turn();
         if let Some(reason) = this.rare.as_mut().and_then(|rare| rare.deferred.take()) {
             return Poll::Ready(Some(Err(reason)));
         }
@@ -385,11 +403,18 @@ where
             this.inner.set(None);
             return Poll::Ready(None);
         }
+        if let Some(rare) = this.rare.as_mut().filter(|rare| !rare.rest.is_empty()) {
+            let piece = take_piece(&mut rare.rest);
+            *this.sent += piece.len() as u64;
+            crate::flow::client_turn();
+            return Poll::Ready(Some(Ok(Frame::data(piece))));
+        }
         let Some(inner) = this.inner.as_mut().as_pin_mut() else {
             *this.done = true;
             let server_made = this.rare.as_mut().and_then(|rare| rare.server_made.take());
             return Poll::Ready(server_made.map(|bytes| {
                 *this.sent += bytes.len() as u64;
+                crate::flow::client_turn();
                 Ok(Frame::data(bytes))
             }));
         };
@@ -446,7 +471,15 @@ where
                             {
                                 break Err(AbortReason::TooLong { declared });
                             }
-                            *this.sent += len;
+                            let data = if *this.in_pieces && data.len() > H2_PIECE {
+                                let mut rest = data;
+                                let piece = take_piece(&mut rest);
+                                this.rare.get_or_insert_default().rest = rest;
+                                piece
+                            } else {
+                                data
+                            };
+                            *this.sent += data.len() as u64;
                             break Ok(Frame::data(data));
                         }
                         Err(frame) => {
@@ -461,7 +494,10 @@ where
             }
         };
         match result {
-            Ok(frame) => Poll::Ready(Some(Ok(frame))),
+            Ok(frame) => {
+                crate::flow::client_turn();
+                Poll::Ready(Some(Ok(frame)))
+            }
             Err(reason) => {
                 match this.log.as_ref().map(|log| log.context()) {
                     Some((method, path, connection)) => tracing::error!(
@@ -495,6 +531,9 @@ where
         if rare.is_some_and(|rare| rare.deferred.is_some()) {
             return false;
         }
+        if rare.is_some_and(|rare| !rare.rest.is_empty()) {
+            return false;
+        }
         let end = self.done
             || self.no_body
             || match &self.inner {
@@ -523,6 +562,16 @@ where
         if let Some(declared) = declared(self.declared) {
             return SizeHint::with_exact(declared.saturating_sub(self.sent));
         }
+        let rest = rare.map_or(0, |rare| rare.rest.len() as u64);
+        if rest > 0 {
+            let inner = self.inner.as_ref().map(|inner| inner.size_hint());
+            let mut hint = SizeHint::new();
+            hint.set_lower(rest + inner.as_ref().map_or(0, SizeHint::lower));
+            if let Some(upper) = inner.as_ref().map_or(Some(0), SizeHint::upper) {
+                hint.set_upper(rest.saturating_add(upper));
+            }
+            return hint;
+        }
         match &self.inner {
             Some(inner) => inner.size_hint(),
             None => SizeHint::with_exact(
@@ -533,9 +582,15 @@ where
     }
 }
 
+/// The first piece of `rest`, at most [`H2_PIECE`] bytes (no copy).
+fn take_piece(rest: &mut Bytes) -> Bytes {
+    rest.split_to(rest.len().min(H2_PIECE))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http_body::Body as _;
     use std::num::NonZeroU32;
 
     fn floor(bytes_per_second: u32, grace_secs: u64) -> RateFloor {
@@ -561,6 +616,57 @@ mod tests {
         floor.since = None;
         floor.waited = Duration::from_secs(60);
         assert_eq!(floor.stalled(), Duration::ZERO, "a slow body owes time");
+    }
+
+    /// Polls `body` to its end: the data frames' lengths and bytes, and whether the body then
+    /// says it ended.
+    fn drain<B>(body: ResponseBody<B>) -> (Vec<usize>, Vec<u8>)
+    where
+        B: http_body::Body<Data = Bytes>,
+        B::Error: Into<BoxError>,
+    {
+        let mut body = std::pin::pin!(body);
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let (mut lengths, mut bytes) = (Vec::new(), Vec::new());
+        let mut hints = Vec::new();
+        loop {
+            hints.push(body.size_hint().lower());
+            match body.as_mut().poll_frame(&mut cx) {
+                Poll::Ready(Some(Ok(frame))) => {
+                    let data = frame.into_data().expect("data only");
+                    lengths.push(data.len());
+                    bytes.extend_from_slice(&data);
+                }
+                Poll::Ready(None) => break,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert!(body.is_end_stream());
+        let total = bytes.len() as u64;
+        assert_eq!(hints[0], total, "the first hint covers the whole body");
+        (lengths, bytes)
+    }
+
+    /// SRV-LIMIT-16: on HTTP/2 the application's data goes to hyper in pieces of at most
+    /// 16 KiB, without a byte lost or reordered, with or without a declared length.
+    #[test]
+    fn h2_data_goes_out_in_pieces() {
+        let payload: Vec<u8> = (0..40_000u32).map(|i| i as u8).collect();
+        for declared in [Some(40_000), None] {
+            let (_disconnect, notifier) = rgi::Disconnect::pair();
+            let inner = http_body_util::Full::new(Bytes::from(payload.clone()));
+            let body = ResponseBody::app(inner, false, true, declared, notifier, None);
+            let (lengths, bytes) = drain(body);
+            assert_eq!(lengths, [16_384, 16_384, 7_232], "declared {declared:?}");
+            assert_eq!(bytes, payload);
+        }
+        // HTTP/1: as the application made it.
+        let (_disconnect, notifier) = rgi::Disconnect::pair();
+        let inner = http_body_util::Full::new(Bytes::from(payload.clone()));
+        let body = ResponseBody::app(inner, false, false, Some(40_000), notifier, None);
+        let (lengths, bytes) = drain(body);
+        assert_eq!(lengths, [40_000]);
+        assert_eq!(bytes, payload);
     }
 
     /// A stall's time is added when it ends, not before; huge counts saturate.

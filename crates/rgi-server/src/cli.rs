@@ -113,7 +113,7 @@ pub(crate) struct Cli {
     #[arg(long, env = "RGI_MIN_BODY_RATE_GRACE", value_name = "SECONDS", default_value = "5", value_parser = seconds)]
     min_body_rate_grace: Duration,
 
-    /// Seconds a write to a client may make no progress before the connection is closed; 0: no limit.
+    /// Seconds a write to a client may make no progress before the connection is closed (an HTTP/2 stream left without flow-control window is reset); 0: no limit.
     #[arg(long, env = "RGI_WRITE_TIMEOUT", value_name = "SECONDS", default_value = "60", value_parser = seconds)]
     write_timeout: Duration,
 

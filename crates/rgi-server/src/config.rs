@@ -63,7 +63,8 @@ pub struct Config {
     /// off. Default: 240 bytes per second after 5 s.
     pub min_body_rate: Option<MinBodyRate>,
     /// How long a write to a client may make no progress (the client does not read): past it
-    /// the connection is closed. Covers HTTP/1.x, HTTP/2 and upgraded connections.
+    /// the connection is closed. Covers HTTP/1.x, HTTP/2 and upgraded connections, and each
+    /// HTTP/2 stream whose client grants it no flow-control window (the stream is reset).
     /// `Duration::ZERO` turns it off. Default: 60 s.
     pub write_timeout: Duration,
     /// The largest request head, in bytes (HTTP/1.x; at least 8192). Larger: `431`. Default: 64 KiB.

@@ -273,7 +273,11 @@
 //! - **Write timeout** (`SRV-LIMIT-16`): a connection whose writes make no progress for
 //!   `--write-timeout` (60 s) — the client stopped reading — is closed, on HTTP/1.x, HTTP/2 and
 //!   upgraded connections alike; the exchange settles as not completed. Slow readers that make
-//!   progress are never cut off: the timer restarts at each stalled write.
+//!   progress are never cut off: the timer restarts at each stalled write. On HTTP/2 a client
+//!   can read the connection and still grant a stream no flow-control window: such a stream
+//!   (its response, or its WebSocket or other upgraded protocol) is reset once it has waited
+//!   for window that long. The application's data goes to hyper in pieces of 16 KiB on HTTP/2,
+//!   so the bound is per piece: a client that keeps granting window keeps the stream.
 //! - **Watching for departure** (`HTTP-DISC-5`): hyper keeps reading an HTTP/1.x connection
 //!   while a call is pending, so a client that closes is noticed even when the application
 //!   reads no body; HTTP/2 resets arrive as stream events.
@@ -336,6 +340,7 @@ mod activation;
 mod body;
 mod cli;
 mod config;
+mod flow;
 mod framing;
 mod gate;
 mod logging;

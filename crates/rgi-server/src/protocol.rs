@@ -12,10 +12,11 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use hyper::server::conn::{http1, http2};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use crate::config::{Config, HttpVersions};
+use crate::flow::StreamExecutor;
 use crate::framing::PREFACE;
 
 /// hyper's HTTP/1 header count limit when none is set.
@@ -93,7 +94,7 @@ impl Prefix {
 #[derive(Debug, Clone)]
 pub(crate) struct Builders {
     http1: http1::Builder,
-    http2: http2::Builder<TokioExecutor>,
+    http2: http2::Builder<StreamExecutor>,
     versions: HttpVersions,
 }
 
@@ -119,7 +120,11 @@ impl Builders {
             // of that size for every request head; its default uses an uninitialized one.
             http1.max_headers(config.max_headers.max(1));
         }
-        let mut http2 = http2::Builder::new(TokioExecutor::new());
+        // Each stream's task runs watched for the write timeout (`SRV-LIMIT-16`): a client
+        // that grants a stream no flow-control window cannot hold it.
+        let mut http2 = http2::Builder::new(StreamExecutor {
+            write_timeout: (!config.write_timeout.is_zero()).then_some(config.write_timeout),
+        });
         http2
             .timer(TokioTimer::new())
             .max_concurrent_streams(config.h2_max_concurrent_streams)
@@ -179,7 +184,7 @@ where
     S: hyper::service::HttpService<hyper::body::Incoming>,
 {
     Http1(Pin<Box<http1::UpgradeableConnection<TokioIo<Io>, S>>>),
-    Http2(Pin<Box<http2::Connection<TokioIo<Io>, S, TokioExecutor>>>),
+    Http2(Pin<Box<http2::Connection<TokioIo<Io>, S, StreamExecutor>>>),
 }
 
 impl<Io, S, B> Served<Io, S>

@@ -529,6 +529,7 @@ impl Server {
             body_read_timeout: (!config.body_read_timeout.is_zero())
                 .then_some(config.body_read_timeout),
             min_body_rate: config.min_body_rate,
+            write_timeout: (!config.write_timeout.is_zero()).then_some(config.write_timeout),
             root_path: config.root_path.clone(),
             trusted_proxies: config
                 .proxy_headers

@@ -25,6 +25,7 @@ use rgi::{App, Body, BodyError, BoxError, ConnectionInfo, DisconnectNotifier};
 use crate::body::{RequestBody, ResponseBody};
 use crate::config::TrustedProxies;
 use crate::server::Tasks;
+use crate::stall::WriteTimeout;
 use crate::ws::{self, WsConfig};
 
 /// What every request of a server needs to know.
@@ -36,6 +37,8 @@ pub(crate) struct AppContext<A> {
     pub(crate) body_read_timeout: Option<std::time::Duration>,
     /// `SRV-LIMIT-20`: the slowest a request body of declared length may come.
     pub(crate) min_body_rate: Option<crate::config::MinBodyRate>,
+    /// `SRV-LIMIT-16`: how long a write may make no progress (here: upgraded HTTP/2 streams).
+    pub(crate) write_timeout: Option<std::time::Duration>,
     pub(crate) root_path: Option<rgi::MountPrefix>,
     pub(crate) trusted_proxies: Option<TrustedProxies>,
     pub(crate) access_log: bool,
@@ -758,6 +761,11 @@ fn finish_response<A: App>(
         .extensions_mut()
         .remove::<rgi::ws::WebSocketAccepted>();
     let upgrade = finish.upgrade.take().map(|upgrade| *upgrade);
+    // An HTTP/1 upgrade writes through the connection's framing guard, which bounds its
+    // writes; an HTTP/2 one waits for its stream's window, which only this bound sees.
+    let h2_write_timeout = shared
+        .write_timeout
+        .filter(|_| finish.version() >= Version::HTTP_2);
     if switching {
         match (upgrade, raw, websocket) {
             (Some(UpgradeRequest::WebSocket(on_upgrade, request_headers)), _, Some(accepted)) => {
@@ -784,7 +792,7 @@ fn finish_response<A: App>(
                                     let _ = force.wait_for(|forced| *forced).await;
                                 };
                                 ws::run_session_until(
-                                    TokioIo::new(upgraded),
+                                    WriteTimeout::new(TokioIo::new(upgraded), h2_write_timeout),
                                     handler,
                                     config,
                                     deadline,
@@ -813,7 +821,7 @@ fn finish_response<A: App>(
                         match on_upgrade.await {
                             Ok(upgraded) => {
                                 let io = rgi::upgrade::Upgraded::new(
-                                    TokioIo::new(upgraded),
+                                    WriteTimeout::new(TokioIo::new(upgraded), h2_write_timeout),
                                     Bytes::new(),
                                 );
                                 if let Err(error) = handler.run(io).await {
@@ -904,6 +912,7 @@ fn finish_response<A: App>(
     let body = ResponseBody::app(
         body,
         no_body,
+        finish.version() >= Version::HTTP_2,
         if no_body { None } else { declared },
         notifier,
         Some(finish.log),

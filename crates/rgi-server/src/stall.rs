@@ -3,9 +3,10 @@
 //! timeout (`SRV-LIMIT-16`).
 
 use std::pin::Pin;
-use std::task::Context;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
 /// Measures how long an operation has been pending without progress. Only time spent pending
@@ -60,5 +61,95 @@ impl StallTimer {
         };
         self.stalled = true;
         sleep.as_mut().poll(cx).is_ready()
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A transport whose writes fail with `TimedOut` once one has made no progress for the
+    /// timeout (`SRV-LIMIT-16`): an upgraded HTTP/2 stream (a WebSocket or a raw protocol over
+    /// extended CONNECT) waits for flow-control window in its writes, where the connection's
+    /// framing guard cannot see it. Reads pass through.
+    pub(crate) struct WriteTimeout<Io> {
+        #[pin]
+        io: Io,
+        stall: StallTimer,
+    }
+}
+
+impl<Io> WriteTimeout<Io> {
+    /// `io`, with writes bounded by `timeout` (`None`: unbounded).
+    pub(crate) fn new(io: Io, timeout: Option<Duration>) -> Self {
+        Self {
+            io,
+            stall: StallTimer::new(timeout),
+        }
+    }
+}
+
+impl<Io> WriteTimeout<Io> {
+    fn watch<T>(
+        stall: &mut StallTimer,
+        cx: &mut Context<'_>,
+        result: Poll<std::io::Result<T>>,
+    ) -> Poll<std::io::Result<T>> {
+        if result.is_ready() {
+            stall.progressed();
+            return result;
+        }
+        if stall.expired(cx) {
+            return Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the client granted no flow-control window within the write timeout",
+            )));
+        }
+        Poll::Pending
+    }
+}
+
+impl<Io: AsyncRead> AsyncRead for WriteTimeout<Io> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        self.project().io.poll_read(cx, buf)
+    }
+}
+
+impl<Io: AsyncWrite> AsyncWrite for WriteTimeout<Io> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.project();
+        let result = this.io.poll_write(cx, buf);
+        Self::watch(this.stall, cx, result)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.project();
+        let result = this.io.poll_write_vectored(cx, bufs);
+        Self::watch(this.stall, cx, result)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let this = self.project();
+        let result = this.io.poll_flush(cx);
+        Self::watch(this.stall, cx, result)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let this = self.project();
+        let result = this.io.poll_shutdown(cx);
+        Self::watch(this.stall, cx, result)
     }
 }

@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::*;
+use http_body_util::BodyExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -597,6 +598,88 @@ async fn h2_body_slower_than_min_rate_times_out() {
     let reply = read_reply(sender.send_request(fast).await.unwrap()).await;
     assert_eq!(reply.status, http::StatusCode::OK);
     assert!(reply.text().contains("bytes: 5"), "{}", reply.text());
+    stop(server).await;
+}
+
+/// Opens an HTTP/2 connection whose streams start with a flow-control window of `window` bytes.
+async fn h2_with_window(
+    addr: std::net::SocketAddr,
+    window: u32,
+) -> hyper::client::conn::http2::SendRequest<http_body_util::Full<bytes::Bytes>> {
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let (sender, conn) =
+        hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .initial_stream_window_size(window)
+            .handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    sender
+}
+
+/// SRV-LIMIT-16, HTTP-DISC-4 on HTTP/2: a client that keeps reading the connection but grants a
+/// stream no flow-control window cannot hold the stream and the application's body: once the
+/// stream has made no progress for the write timeout it is reset, and the exchange settles as
+/// not completed.
+#[tokio::test]
+async fn h2_stream_without_window_is_reset() {
+    let (server, probe) = start_probe(config().write_timeout(Duration::from_secs(1))).await;
+    let addr = server.local_addrs()[0];
+    let mut sender = h2_with_window(addr, 0).await;
+    let request = http::Request::get(format!("http://{addr}/endless"))
+        .header("x-track", "no-window")
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap();
+    let response = tokio::time::timeout(LIMIT, sender.send_request(request))
+        .await
+        .expect("the head is sent: headers need no window")
+        .unwrap();
+    assert_eq!(response.status(), http::StatusCode::OK);
+    let body = tokio::time::timeout(LIMIT, response.into_body().collect())
+        .await
+        .expect("the stream was held past the write timeout");
+    assert!(body.is_err(), "the stream ended cleanly without window");
+    let outcomes = &probe.observed.outcomes;
+    assert!(
+        eventually(|| outcomes.lock().unwrap().contains_key("no-window")).await,
+        "the stalled exchange never ended"
+    );
+    assert_ne!(
+        outcomes.lock().unwrap()["no-window"],
+        rgi::Outcome::Completed
+    );
+    stop(server).await;
+}
+
+/// SRV-LIMIT-16 on HTTP/2: a client that reads slowly, a window of 16 KiB at a time, is not cut
+/// off, however long the response takes: each window it grants is progress (the application's
+/// 64 KiB chunks go to hyper in pieces of 16 KiB, so each piece needs one window).
+#[tokio::test]
+async fn h2_slow_reader_with_window_is_served() {
+    let (server, _probe) = start_probe(config().write_timeout(Duration::from_secs(1))).await;
+    let addr = server.local_addrs()[0];
+    let mut sender = h2_with_window(addr, 16 * 1024).await;
+    let request = http::Request::get(format!("http://{addr}/endless"))
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    assert_eq!(response.status(), http::StatusCode::OK);
+    let mut body = response.into_body();
+    // A frame per 250 ms for 4 s: four write timeouts, through four of the 64 KiB chunks.
+    let mut received = 0;
+    for _ in 0..16 {
+        let frame = tokio::time::timeout(LIMIT, body.frame())
+            .await
+            .expect("the response kept coming")
+            .expect("the body did not end")
+            .expect("the stream was not reset");
+        received += frame.data_ref().map_or(0, bytes::Bytes::len);
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(
+        received <= 16 * 16 * 1024,
+        "the window did not bound the frames"
+    );
     stop(server).await;
 }
 

@@ -139,9 +139,15 @@ struct TestServer {
 
 impl TestServer {
     async fn start(ws: WsConfig) -> Self {
-        let (records_tx, records) = mpsc::unbounded_channel();
-        let mut config = Config::default().bind(SocketAddr::from(([127, 0, 0, 1], 0)));
+        let mut config = Config::default();
         config.ws = ws;
+        Self::start_with(config).await
+    }
+
+    /// Starts the test application with `config`, on an ephemeral port, without access log.
+    async fn start_with(config: Config) -> Self {
+        let (records_tx, records) = mpsc::unbounded_channel();
+        let mut config = config.bind(SocketAddr::from(([127, 0, 0, 1], 0)));
         config.access_log = false;
         let server = Server::new(config)
             .start(TestApp {
@@ -638,6 +644,30 @@ async fn sends_fail_with_closed_once_the_client_is_gone() {
     assert!(next(&mut client).await.is_some());
     drop(client);
     assert_eq!(server.record().await, [Message::text("closed")]);
+    server.stop().await;
+}
+
+/// SRV-LIMIT-16 over HTTP/2: a client that keeps its connection open but stops granting its
+/// WebSocket stream flow-control window (it reads nothing, so its window stays spent) cannot
+/// hold the session: once a write has made no progress for the write timeout, the session ends
+/// and the handler's `send` fails.
+#[tokio::test]
+async fn h2_session_without_window_ends_at_the_write_timeout() {
+    let mut server =
+        TestServer::start_with(Config::default().write_timeout(Duration::from_secs(1))).await;
+    let (_, client) = connect_h2(server.addr, "/flood", None).await;
+    let client = client.expect("accepted");
+    // The handler sends until a send fails; the client reads nothing.
+    let record = server.record().await;
+    assert_eq!(record.len(), 1);
+    let Message::Text(outcome) = &record[0] else {
+        panic!("{record:?}");
+    };
+    assert!(
+        outcome.as_str() == "closed" || outcome.starts_with("failed"),
+        "{outcome}"
+    );
+    drop(client);
     server.stop().await;
 }
 
