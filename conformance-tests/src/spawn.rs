@@ -25,6 +25,7 @@
 //! | `RGI_HEADER_READ_TIMEOUT` | seconds a client may take to send a request head |
 //! | `RGI_KEEP_ALIVE_TIMEOUT` | seconds an idle connection is kept open |
 //! | `RGI_BODY_READ_TIMEOUT` | seconds the application may wait for request body bytes that do not come |
+//! | `RGI_WRITE_TIMEOUT` | seconds a write to a client may make no progress (HTTP/2: a stream may wait for window) |
 //! | `RGI_MIN_BODY_RATE` | slowest average rate of a request body of declared length, bytes per second |
 //! | `RGI_MIN_BODY_RATE_GRACE` | seconds of waiting for a request body before the minimum rate applies |
 //! | `RGI_GRACEFUL_TIMEOUT` | seconds in-flight exchanges may run after `SIGTERM` |

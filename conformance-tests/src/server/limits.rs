@@ -53,6 +53,18 @@ pub(crate) fn cases() -> Vec<SpawnedCase> {
             body_timeout_paused
         ),
         spawned_case!(
+            "spawned: write timeout closes a connection whose client reads nothing",
+            ["SRV-LIMIT-16"],
+            None,
+            write_timeout_h1
+        ),
+        spawned_case!(
+            "spawned: write timeout resets an HTTP/2 stream left without flow-control window",
+            ["SRV-LIMIT-16"],
+            Some(Capability::Http2),
+            write_timeout_h2
+        ),
+        spawned_case!(
             "spawned: an upload slower than the minimum body rate times out, a stream does not",
             ["SRV-LIMIT-20"],
             None,
@@ -431,6 +443,65 @@ async fn min_body_rate(lab: Lab) -> Result<(), String> {
             response.field("bytes").as_deref() == Some("12"),
             "a chunked stream at 4 bytes per second was cut by the minimum rate: {:?}",
             response.text()
+        );
+        Ok(())
+    })
+    .await
+}
+
+/// A response far longer than any test runs for: 64 KiB chunks, ten million of them.
+const ENDLESS: &str = "/stream?chunks=10000000&size=65536";
+
+async fn write_timeout_h1(lab: Lab) -> Result<(), String> {
+    let env = [("RGI_WRITE_TIMEOUT", "1")];
+    with_instance(&lab, &env, |target| async move {
+        let mut conn = WireConn::connect(target.addr).await.map_err(err)?;
+        conn.send(&request("GET", ENDLESS, "HTTP/1.1", &[], None))
+            .await
+            .map_err(err)?;
+        // Read nothing while the socket buffers fill and the server's writes stall for longer
+        // than the timeout; then what the server wrote before it closed is read to its end.
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        check!(
+            conn.closes_within(BOUND).await,
+            "a connection whose client read nothing for 4 s, with a write timeout of 1 s, \
+             was still streaming (the response is 655 GB long)"
+        );
+        Ok(())
+    })
+    .await
+}
+
+async fn write_timeout_h2(lab: Lab) -> Result<(), String> {
+    use http_body_util::BodyExt;
+    let env = [("RGI_WRITE_TIMEOUT", "1")];
+    with_instance(&lab, &env, |target| async move {
+        let stream = tokio::net::TcpStream::connect(target.addr)
+            .await
+            .map_err(err)?;
+        // The client keeps reading the connection, but grants its streams no window at all.
+        let (mut sender, connection) =
+            hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                .initial_stream_window_size(0)
+                .handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .map_err(|e| format!("HTTP/2 handshake: {e}"))?;
+        tokio::spawn(connection);
+        let response = tokio::time::timeout(BOUND, sender.send_request(super::http2::get(ENDLESS)))
+            .await
+            .map_err(|_| "no response head (headers need no window)".to_owned())?
+            .map_err(err)?;
+        check!(
+            response.status() == 200,
+            "the stream got {} instead of 200",
+            response.status()
+        );
+        let body = tokio::time::timeout(BOUND, response.into_body().collect()).await;
+        check!(
+            matches!(body, Ok(Err(_))),
+            "a stream without window was still open {} s after its head, with a write timeout \
+             of 1 s",
+            BOUND.as_secs()
         );
         Ok(())
     })
