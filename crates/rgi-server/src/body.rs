@@ -12,7 +12,6 @@ use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
 use rgi::{BodyError, BoxError, DisconnectNotifier, Outcome};
-
 use tokio::time::Instant;
 
 use crate::config::MinBodyRate;

@@ -408,6 +408,13 @@ async fn transfer_codings_other_than_one_chunked_are_refused() {
     stop(server).await;
 }
 
+/// Asserts that `reply` is a `408` from the one call whose request body timed out.
+fn assert_timed_out_in_the_call(reply: &[u8], probe: &Probe) {
+    let text = String::from_utf8_lossy(reply);
+    assert_eq!(status_of(reply), Some(408), "{text}");
+    assert_eq!(probe.observed.calls.load(Ordering::SeqCst), 1);
+}
+
 /// HTTP-BODY-15, CORE-ERR-4: a body whose bytes stop coming while the application waits for them
 /// fails with `TimedOut` after the body read timeout; before the response head that is a `408`,
 /// and the connection closes.
@@ -421,13 +428,7 @@ async fn stalled_body_times_out() {
         .await
         .unwrap();
     let reply = read_to_close(&mut stream).await;
-    assert_eq!(
-        status_of(&reply),
-        Some(408),
-        "{}",
-        String::from_utf8_lossy(&reply)
-    );
-    assert_eq!(probe.observed.calls.load(Ordering::SeqCst), 1);
+    assert_timed_out_in_the_call(&reply, &probe);
     stop(server).await;
 }
 
@@ -501,13 +502,18 @@ async fn body_slower_than_min_rate_times_out() {
         Duration::from_millis(250),
     )
     .await;
-    assert_eq!(
-        status_of(&reply),
-        Some(408),
-        "{}",
-        String::from_utf8_lossy(&reply)
-    );
-    assert_eq!(probe.observed.calls.load(Ordering::SeqCst), 1);
+    assert_timed_out_in_the_call(&reply, &probe);
+    stop(server).await;
+}
+
+/// Sends `head` and `pieces` at the given pace to a server with the test's minimum rate, and
+/// asserts that the probe collected the whole body of `bytes` bytes.
+async fn assert_served_at_pace(head: &[u8], pieces: Vec<Vec<u8>>, every: Duration, bytes: usize) {
+    let (server, _probe) = start_probe(min_rate_config()).await;
+    let reply = trickle(server.local_addrs()[0], head, pieces, every).await;
+    let text = String::from_utf8_lossy(&reply);
+    assert_eq!(status_of(&reply), Some(200), "{text}");
+    assert!(text.contains(&format!("bytes: {bytes}\n")), "{text}");
     stop(server).await;
 }
 
@@ -515,43 +521,30 @@ async fn body_slower_than_min_rate_times_out() {
 /// whole, however long it takes.
 #[tokio::test]
 async fn body_faster_than_min_rate_is_served() {
-    let (server, _probe) = start_probe(min_rate_config()).await;
-    let addr = server.local_addrs()[0];
     // 1,000 bytes per second, ten times the minimum, for 2 s.
-    let pieces = vec![vec![b'x'; 100]; 20];
-    let reply = trickle(
-        addr,
+    assert_served_at_pace(
         b"POST /collect HTTP/1.1\r\nHost: a\r\nContent-Length: 2000\r\nConnection: close\r\n\r\n",
-        pieces,
+        vec![vec![b'x'; 100]; 20],
         Duration::from_millis(100),
+        2000,
     )
     .await;
-    let text = String::from_utf8_lossy(&reply);
-    assert_eq!(status_of(&reply), Some(200), "{text}");
-    assert!(text.contains("bytes: 2000"), "{text}");
-    stop(server).await;
 }
 
 /// SRV-LIMIT-20: a body of unknown length (a chunked stream) is not held to the minimum rate,
 /// only to the body read timeout: a stream that pauses between small messages is served.
 #[tokio::test]
 async fn streamed_body_is_not_held_to_min_rate() {
-    let (server, _probe) = start_probe(min_rate_config()).await;
-    let addr = server.local_addrs()[0];
     // 12 one-byte chunks over 3 s: 4 bytes per second, the rate refused above.
     let mut pieces = vec![b"1\r\nx\r\n".to_vec(); 12];
     pieces.push(b"0\r\n\r\n".to_vec());
-    let reply = trickle(
-        addr,
+    assert_served_at_pace(
         b"POST /collect HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
         pieces,
         Duration::from_millis(250),
+        12,
     )
     .await;
-    let text = String::from_utf8_lossy(&reply);
-    assert_eq!(status_of(&reply), Some(200), "{text}");
-    assert!(text.contains("bytes: 12"), "{text}");
-    stop(server).await;
 }
 
 /// SRV-LIMIT-20 on HTTP/2: a stream whose body of declared length comes slower than the
@@ -560,14 +553,7 @@ async fn streamed_body_is_not_held_to_min_rate() {
 async fn h2_body_slower_than_min_rate_times_out() {
     let (server, _probe) = start_probe(min_rate_config()).await;
     let addr = server.local_addrs()[0];
-    let stream = TcpStream::connect(addr).await.unwrap();
-    let (mut sender, conn) = hyper::client::conn::http2::handshake(
-        hyper_util::rt::TokioExecutor::new(),
-        hyper_util::rt::TokioIo::new(stream),
-    )
-    .await
-    .unwrap();
-    tokio::spawn(conn);
+    let mut sender = h2_with_window(addr, 65_535).await;
     let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(1);
     let slow = http::Request::post(format!("http://{addr}/collect"))
         .header(http::header::CONTENT_LENGTH, "1000")
@@ -602,10 +588,14 @@ async fn h2_body_slower_than_min_rate_times_out() {
 }
 
 /// Opens an HTTP/2 connection whose streams start with a flow-control window of `window` bytes.
-async fn h2_with_window(
+async fn h2_with_window<B>(
     addr: std::net::SocketAddr,
     window: u32,
-) -> hyper::client::conn::http2::SendRequest<http_body_util::Full<bytes::Bytes>> {
+) -> hyper::client::conn::http2::SendRequest<B>
+where
+    B: http_body::Body<Data = bytes::Bytes> + Send + Unpin + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let stream = TcpStream::connect(addr).await.unwrap();
     let (sender, conn) =
         hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
