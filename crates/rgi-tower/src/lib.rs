@@ -74,7 +74,10 @@
 //! What a service never sees stays the host's: how hyper frames HTTP/1 requests. Hosted by bare
 //! hyper, a request can hide behind a bare-LF trailer line (`SRV-LIMIT-15`) and `HTTP/1.2` is
 //! refused instead of served as HTTP/1.1 (`SRV-LIMIT-19`); rgi-server's framing guard handles
-//! both in front of hyper (`conformance-tests/KNOWN-FAILURES.md`).
+//! both in front of hyper (`conformance-tests/KNOWN-FAILURES.md`). So do the bounds on slow
+//! clients: the host's timeouts, a minimum rate for uploads (`SRV-LIMIT-20`), and a write
+//! timeout that also covers HTTP/2 streams left without flow-control window (`SRV-LIMIT-16`),
+//! which bare hyper does not have.
 //!
 //! ## Mount prefixes
 //!
