@@ -230,6 +230,11 @@ impl Config {
         request_id: bool,
     }
 
+    /// [`Config::write_timeout`] as a limit: `None` when it is off (zero).
+    pub(crate) fn write_timeout_limit(&self) -> Option<Duration> {
+        (!self.write_timeout.is_zero()).then_some(self.write_timeout)
+    }
+
     /// The TCP addresses the server binds: [`Config::bind`], or the default when neither a
     /// TCP address nor a Unix socket is configured (and no socket is inherited).
     pub(crate) fn tcp_addresses(&self) -> Vec<SocketAddr> {

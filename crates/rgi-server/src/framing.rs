@@ -890,18 +890,11 @@ impl<Io> FramingGuard<Io> {
         cx: &mut Context<'_>,
         result: Poll<io::Result<T>>,
     ) -> Poll<io::Result<T>> {
-        let stall = self.project().write_stall;
-        if result.is_ready() {
-            stall.progressed();
-            return result;
-        }
-        if stall.expired(cx) {
-            return Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "the client read nothing within the write timeout",
-            )));
-        }
-        Poll::Pending
+        self.project().write_stall.watch_write(
+            cx,
+            result,
+            "the client read nothing within the write timeout",
+        )
     }
 }
 

@@ -123,7 +123,7 @@ impl Builders {
         // Each stream's task runs watched for the write timeout (`SRV-LIMIT-16`): a client
         // that grants a stream no flow-control window cannot hold it.
         let mut http2 = http2::Builder::new(StreamExecutor {
-            write_timeout: (!config.write_timeout.is_zero()).then_some(config.write_timeout),
+            write_timeout: config.write_timeout_limit(),
         });
         http2
             .timer(TokioTimer::new())

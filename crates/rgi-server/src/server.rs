@@ -529,7 +529,7 @@ impl Server {
             body_read_timeout: (!config.body_read_timeout.is_zero())
                 .then_some(config.body_read_timeout),
             min_body_rate: config.min_body_rate,
-            write_timeout: (!config.write_timeout.is_zero()).then_some(config.write_timeout),
+            write_timeout: config.write_timeout_limit(),
             root_path: config.root_path.clone(),
             trusted_proxies: config
                 .proxy_headers
@@ -562,7 +562,7 @@ impl Server {
                 .then_some(config.header_read_timeout),
             keep_alive_timeout: (!config.keep_alive_timeout.is_zero())
                 .then_some(config.keep_alive_timeout),
-            write_timeout: (!config.write_timeout.is_zero()).then_some(config.write_timeout),
+            write_timeout: config.write_timeout_limit(),
             max_head: config.max_header_bytes.max(8192),
             allowed: match config.http {
                 HttpVersions::Http1Only => Allowed::Http1,

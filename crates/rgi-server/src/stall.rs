@@ -62,6 +62,24 @@ impl StallTimer {
         self.stalled = true;
         sleep.as_mut().poll(cx).is_ready()
     }
+
+    /// Follows a write's outcome: progress restarts the timer, and a pending write fails with
+    /// `TimedOut` (saying `why`) once its stall has lasted the timeout.
+    pub(crate) fn watch_write<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        result: Poll<std::io::Result<T>>,
+        why: &'static str,
+    ) -> Poll<std::io::Result<T>> {
+        if result.is_ready() {
+            self.progressed();
+            return result;
+        }
+        if self.expired(cx) {
+            return Poll::Ready(Err(std::io::Error::new(std::io::ErrorKind::TimedOut, why)));
+        }
+        Poll::Pending
+    }
 }
 
 pin_project_lite::pin_project! {
@@ -86,25 +104,8 @@ impl<Io> WriteTimeout<Io> {
     }
 }
 
-impl<Io> WriteTimeout<Io> {
-    fn watch<T>(
-        stall: &mut StallTimer,
-        cx: &mut Context<'_>,
-        result: Poll<std::io::Result<T>>,
-    ) -> Poll<std::io::Result<T>> {
-        if result.is_ready() {
-            stall.progressed();
-            return result;
-        }
-        if stall.expired(cx) {
-            return Poll::Ready(Err(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                "the client granted no flow-control window within the write timeout",
-            )));
-        }
-        Poll::Pending
-    }
-}
+/// Why a write through [`WriteTimeout`] failed.
+const NO_WINDOW: &str = "the client granted no flow-control window within the write timeout";
 
 impl<Io: AsyncRead> AsyncRead for WriteTimeout<Io> {
     fn poll_read(
@@ -124,7 +125,7 @@ impl<Io: AsyncWrite> AsyncWrite for WriteTimeout<Io> {
     ) -> Poll<std::io::Result<usize>> {
         let this = self.project();
         let result = this.io.poll_write(cx, buf);
-        Self::watch(this.stall, cx, result)
+        this.stall.watch_write(cx, result, NO_WINDOW)
     }
 
     fn poll_write_vectored(
@@ -134,7 +135,7 @@ impl<Io: AsyncWrite> AsyncWrite for WriteTimeout<Io> {
     ) -> Poll<std::io::Result<usize>> {
         let this = self.project();
         let result = this.io.poll_write_vectored(cx, bufs);
-        Self::watch(this.stall, cx, result)
+        this.stall.watch_write(cx, result, NO_WINDOW)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -144,12 +145,12 @@ impl<Io: AsyncWrite> AsyncWrite for WriteTimeout<Io> {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         let this = self.project();
         let result = this.io.poll_flush(cx);
-        Self::watch(this.stall, cx, result)
+        this.stall.watch_write(cx, result, NO_WINDOW)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         let this = self.project();
         let result = this.io.poll_shutdown(cx);
-        Self::watch(this.stall, cx, result)
+        this.stall.watch_write(cx, result, NO_WINDOW)
     }
 }
