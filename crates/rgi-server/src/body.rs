@@ -445,7 +445,7 @@ where
                             if strip_forbidden_trailers(trailers) {
                                 tracing::warn!(
                                     "the application put forbidden fields in its response \
-                                     trailers; the server removed them"
+                                     trailers; the server removed them (HTTP-TRAIL-8)"
                                 );
                             }
                         }

@@ -301,7 +301,11 @@
 //! - **Logging** (`SRV-LOG-1`, `SRV-LOG-2`, `SRV-LOG-4`): application failures are logged at
 //!   error level with the error, method, path and connection id, and what the server did; a
 //!   departed client is logged at debug level only; malformed requests and exceeded limits are
-//!   answered by hyper or logged below error level.
+//!   answered by hyper or logged below error level. What the server corrects in a response
+//!   is logged as a warning citing the requirement (`SRV-LOG-7`): hop-by-hop fields removed
+//!   (`HTTP-RESP-6`), forbidden trailers removed (`HTTP-TRAIL-8`), body data for a `204`,
+//!   `205` or `304` discarded (`HTTP-FRAME-8`, seen from the body's size hint; body data for
+//!   `HEAD` at debug level, `HTTP-FRAME-6`).
 //! - **Raw upgrades** (`UPGRADE-RAW-8`, `UPGRADE-RAW-9`, `UPGRADE-RAW-11`): when the handler
 //!   returns, the upgraded stream is dropped, which closes the connection (or ends the HTTP/2
 //!   stream); a handler error is logged. On HTTP/2 the upgraded stream reads and writes `DATA`

@@ -742,7 +742,7 @@ fn finish_response<A: App>(
                 header = name.as_str(),
                 path = %finish.log.target,
             connection = finish.log.connection(),
-                "the application set a hop-by-hop header; the server removed it"
+                "the application set a hop-by-hop header; the server removed it (HTTP-RESP-6)"
             );
             while response.headers_mut().remove(name).is_some() {}
         }
@@ -880,6 +880,9 @@ fn finish_response<A: App>(
             status,
             StatusCode::NO_CONTENT | StatusCode::RESET_CONTENT | StatusCode::NOT_MODIFIED
         );
+    if no_body && response.body().size_hint().lower() > 0 {
+        log_discarded_body(&finish, status);
+    }
     let declared = declared.or_else(|| {
         // A hint of u64::MAX bytes is no length any body has: sent as unknown.
         (response.body().size_hint().exact()).filter(|&length| length < u64::MAX)
@@ -918,6 +921,31 @@ fn finish_response<A: App>(
         Some(finish.log),
     );
     Response::from_parts(parts, body)
+}
+
+/// SRV-LOG-7: body data the application produced for a response that has none is discarded
+/// (it is never polled), and the log says so with the requirement it broke. Body data for a
+/// `204`, `205` or `304` breaks a MUST (`HTTP-FRAME-8`): a warning. Body data for `HEAD` only a
+/// SHOULD NOT (`HTTP-FRAME-6`), and answering `HEAD` with the `GET` handler is common: a debug
+/// line, so that health checks by `HEAD` do not fill the log. Seen from the body's size hint,
+/// so a body of unknown size that would have produced data goes unnoticed.
+#[cold]
+fn log_discarded_body(finish: &Finish, status: StatusCode) {
+    if finish.head() && !matches!(status.as_u16(), 204 | 205 | 304) {
+        tracing::debug!(
+            path = %finish.log.target,
+            connection = finish.log.connection(),
+            "the application produced body data for HEAD; the server discarded it (HTTP-FRAME-6)"
+        );
+    } else {
+        tracing::warn!(
+            status = status.as_u16(),
+            path = %finish.log.target,
+            connection = finish.log.connection(),
+            "the application produced body data for a response that has none; the server \
+             discarded it (HTTP-FRAME-8)"
+        );
+    }
 }
 
 /// Whether the application switched protocols through hyper's own `OnUpgrade` (the
