@@ -70,6 +70,23 @@ pub(crate) fn surface_body_error(error: BoxError) -> BodyError {
     }
 }
 
+/// A trailers frame without the fields that have no place in trailers (`HTTP-TRAIL-9`, the list
+/// of `HTTP-TRAIL-7`); any other frame as it is.
+fn without_forbidden_trailers(frame: Frame<Bytes>) -> Frame<Bytes> {
+    if !frame.is_trailers() {
+        return frame;
+    }
+    match frame.into_trailers() {
+        Ok(mut trailers) => {
+            for name in &rgi::fields::FORBIDDEN_IN_TRAILERS {
+                trailers.remove(name);
+            }
+            Frame::trailers(trailers)
+        }
+        Err(frame) => frame,
+    }
+}
+
 pin_project_lite::pin_project! {
     struct SurfaceErrors<B> {
         #[pin]
@@ -89,10 +106,12 @@ where
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
-        self.project()
-            .inner
-            .poll_frame(cx)
-            .map(|frame| frame.map(|result| result.map_err(|e| surface_body_error(e.into()))))
+        self.project().inner.poll_frame(cx).map(|frame| {
+            frame.map(|result| match result {
+                Ok(frame) => Ok(without_forbidden_trailers(frame)),
+                Err(error) => Err(surface_body_error(error.into())),
+            })
+        })
     }
 
     fn is_end_stream(&self) -> bool {
@@ -111,6 +130,32 @@ mod tests {
     #[derive(Debug, thiserror::Error)]
     #[error("framework error")]
     struct Wrapper(#[source] BodyError);
+
+    /// HTTP-TRAIL-9: a host's request trailers reach the app without the forbidden fields;
+    /// data frames and the other trailers are untouched.
+    #[tokio::test]
+    async fn forbidden_request_trailers_are_removed() {
+        use http::{HeaderMap, HeaderValue};
+
+        let mut trailers = HeaderMap::new();
+        trailers.insert("x-checksum", HeaderValue::from_static("42"));
+        trailers.insert(http::header::CONTENT_LENGTH, HeaderValue::from_static("9"));
+        trailers.append(http::header::HOST, HeaderValue::from_static("a.test"));
+        trailers.append(http::header::HOST, HeaderValue::from_static("b.test"));
+        trailers.insert(http::header::AUTHORIZATION, HeaderValue::from_static("x"));
+        let frames: Vec<Result<Frame<Bytes>, std::convert::Infallible>> = vec![
+            Ok(Frame::data(Bytes::from_static(b"abc"))),
+            Ok(Frame::trailers(trailers)),
+        ];
+        let host_body = http_body_util::StreamBody::new(futures_util::stream::iter(frames));
+        let collected = http_body_util::BodyExt::collect(into_rgi_body(host_body))
+            .await
+            .expect("the body is whole");
+        let trailers = collected.trailers().cloned().expect("trailers delivered");
+        assert_eq!(trailers.len(), 1, "{trailers:?}");
+        assert_eq!(trailers["x-checksum"], "42");
+        assert_eq!(collected.to_bytes(), "abc");
+    }
 
     #[test]
     fn meaningful_body_errors_come_to_the_top() {

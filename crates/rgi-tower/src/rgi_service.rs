@@ -30,7 +30,8 @@ use crate::{compat, mount, request_body};
 /// - Response trailers pass through as the body's last frame; hyper sends them on HTTP/2, and
 ///   on HTTP/1.1 (chunked) only those the response announces in a `trailer` header.
 /// - It accepts any request body with [`Bytes`] data and hands it to the app as an
-///   [`rgi::Body`], frame by frame (no buffering), request trailers included, with the limit
+///   [`rgi::Body`], frame by frame (no buffering), request trailers included (without the
+///   fields `HTTP-TRAIL-7` forbids in trailers, `HTTP-TRAIL-9`), with the limit
 ///   set by [`RgiService::with_body_limit`] (none by default: the host's own limits apply).
 /// - Mounted by axum's `nest_service` (which strips the prefix from the URI), the app gets the
 ///   whole request target back and the mounted part as its [`rgi::MountPrefix`]
