@@ -13,6 +13,21 @@ pub struct Coverage {
     pub cases: Vec<&'static str>,
 }
 
+/// Every case of the suite, of every mode, as (name, cited requirement IDs).
+pub fn all_cases() -> Vec<(&'static str, &'static [&'static str])> {
+    let mut cases: Vec<(&'static str, &'static [&'static str])> = crate::server::cases()
+        .iter()
+        .map(|case| (case.name, case.ids))
+        .collect();
+    cases.extend(crate::server::tls::cases());
+    cases.extend(crate::spawn::case_ids());
+    cases.extend(crate::app::CASES);
+    cases.extend(crate::app::MIDDLEWARE_CASES);
+    cases.extend(crate::interface::cases());
+    cases.extend(crate::declare::all_cases());
+    cases
+}
+
 /// Maps every requirement of `requirements` to the cases (name, cited IDs) that cite it.
 pub fn coverage(
     requirements: &[Requirement],

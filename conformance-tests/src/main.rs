@@ -154,15 +154,7 @@ fn main() -> ExitCode {
 
 fn requirements(strict: bool) -> ExitCode {
     let requirements = spec::requirements(spec::SPEC_TEXT);
-    let mut cases: Vec<(&'static str, &'static [&'static str])> =
-        server::cases().iter().map(|c| (c.name, c.ids)).collect();
-    cases.extend(server::tls::cases());
-    cases.extend(rgi_conformance::spawn::case_ids());
-    cases.extend(rgi_conformance::app::CASES);
-    cases.extend(rgi_conformance::app::MIDDLEWARE_CASES);
-    cases.extend(interface::cases());
-    cases.extend(declare::all_cases());
-    let table = coverage::coverage(&requirements, &cases);
+    let table = coverage::coverage(&requirements, &coverage::all_cases());
     print!("{}", coverage::render(&table));
     let uncovered_must = table
         .iter()

@@ -24,6 +24,7 @@
 //! | `/fail-after-head` | fails after the first body chunk |
 //! | `/limit?max=N` | sets the body limit to `N` and collects the body with `?` |
 //! | `/watch?id=X` | streams until the client leaves; `/outcome?id=X` then reports the `Disconnect` outcome |
+//! | `/watch-quiet?id=X` | keeps the `Disconnect` for `/outcome?id=X`, then reads no body and sends nothing until the exchange ends |
 //! | `/hop-by-hop` | sets `Connection`/`Transfer-Encoding`/`Keep-Alive` headers the server must not forward |
 //! | `/ws` | WebSocket echo (subprotocol `probe` accepted when offered) |
 //! | `/upgrade` | raw upgrade to `probe-echo`, echoing bytes until the peer closes |

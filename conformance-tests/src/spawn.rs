@@ -28,6 +28,8 @@
 //! | `RGI_WRITE_TIMEOUT` | seconds a write to a client may make no progress (HTTP/2: a stream may wait for window) |
 //! | `RGI_MIN_BODY_RATE` | slowest average rate of a request body of declared length, bytes per second |
 //! | `RGI_MIN_BODY_RATE_GRACE` | seconds of waiting for a request body before the minimum rate applies |
+//! | `RGI_ACCESS_LOG` | `true`: one access-log line per exchange, on stderr |
+//! | `RGI_NO_ACCESS_LOG` | `true`: no access-log lines |
 //! | `RGI_GRACEFUL_TIMEOUT` | seconds in-flight exchanges may run after `SIGTERM` |
 //! | `RGI_ROOT_PATH` | the mount prefix (capability `mount-prefix`) |
 //! | `RGI_PROXY_HEADERS` | `true`: honour forwarded headers from trusted peers (capability `proxy-headers`) |

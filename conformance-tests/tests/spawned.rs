@@ -72,7 +72,7 @@ const KNOWN_FAILURES: &[&str] = &[];
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rgi_server_passes_every_spawned_case() {
     let binary = probe_binary();
-    let template = format!("{} --bind {{addr}} --no-access-log", binary.display());
+    let template = format!("{} --bind {{addr}}", binary.display());
     let launcher = Arc::new(Launcher::new(template).unwrap());
     let mut report = Report::new();
     spawn::run_cases(launcher, Arc::new(manifest()), &mut report).await;

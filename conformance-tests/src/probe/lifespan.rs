@@ -30,9 +30,10 @@ pub enum StartupFailure {
 /// | `RGI_PROBE_SHUTDOWN_DELAY_MS` | `App::shutdown` waits this long before it returns |
 /// | `RGI_PROBE_SHUTDOWN_PANIC` | `1`: `App::shutdown` panics |
 ///
-/// On stderr the probe writes `rgi-probe: startup`, `rgi-probe: shutdown started`,
-/// `rgi-probe: shutdown finished`, `rgi-probe: application dropped`,
-/// `rgi-probe: held call ID dropped` and `rgi-probe: call after shutdown` as they happen.
+/// On stderr the probe writes `rgi-probe: startup`, `rgi-probe: started` (startup succeeded),
+/// `rgi-probe: shutdown started`, `rgi-probe: shutdown finished`, `rgi-probe: application
+/// dropped`, `rgi-probe: held call ID dropped` and `rgi-probe: call after shutdown` as they
+/// happen.
 #[derive(Debug, Clone, Default)]
 pub struct ProbeLifespan {
     /// How startup fails, if it does.
@@ -92,6 +93,7 @@ impl Lifespan for ProbeLifespan {
             Some(StartupFailure::Panic) => panic!("{STARTUP_FAILURE_MESSAGE} (panic)"),
             None => {}
         }
+        eprintln!("rgi-probe: started");
         Ok(Probe {
             lab: Lab::with_lifecycle(Lifecycle {
                 server,

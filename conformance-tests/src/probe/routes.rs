@@ -187,6 +187,16 @@ impl Probe {
                     format!("held: {id}\nreleased: {released}\n"),
                 )
             }
+            "/watch-quiet" => match req.extensions().get::<Disconnect>().cloned() {
+                // Reads no body and sends nothing until the exchange ends: only the server's
+                // own watch of the connection can notice a client that leaves (HTTP-DISC-5).
+                Some(signal) => {
+                    self.watch(id, signal.clone());
+                    let outcome = tokio::time::timeout(HOLD_LIMIT, signal.finished()).await;
+                    text(StatusCode::OK, format!("settled: {}\n", outcome.is_ok()))
+                }
+                None => text(StatusCode::INTERNAL_SERVER_ERROR, "no Disconnect\n".into()),
+            },
             "/release" => {
                 lab.gate(&id).notify_one();
                 text(StatusCode::OK, format!("released: {id}\n"))

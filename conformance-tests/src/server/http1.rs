@@ -28,6 +28,12 @@ pub(super) fn cases() -> Vec<ServerCase> {
             repeated_headers
         ),
         server_case!(
+            "http1: header fields reach the app in the order received",
+            ["HTTP-REQ-7"],
+            None,
+            header_order
+        ),
+        server_case!(
             "http1: version reported as on the wire",
             ["HTTP-REQ-2"],
             None,
@@ -74,6 +80,12 @@ pub(super) fn cases() -> Vec<ServerCase> {
             ["HTTP-TRAIL-2"],
             Some(Capability::RequestTrailers),
             request_trailers
+        ),
+        server_case!(
+            "http1: forbidden fields removed from request trailers",
+            ["HTTP-TRAIL-9"],
+            Some(Capability::RequestTrailers),
+            forbidden_request_trailers
         ),
         server_case!(
             "http1: response trailers sent on a chunked response",
@@ -177,6 +189,12 @@ pub(super) fn cases() -> Vec<ServerCase> {
             ["HTTP-DISC-4", "CORE-CANCEL-2"],
             None,
             disconnect_client_gone
+        ),
+        server_case!(
+            "http1: departure noticed while the app reads nothing and sends nothing",
+            ["HTTP-DISC-5"],
+            None,
+            disconnect_quiet_call
         ),
         server_case!(
             "http1: conflicting content-length rejected",
@@ -325,6 +343,44 @@ async fn repeated_headers(target: Target) -> Result<(), String> {
     check!(
         seen == ["one", "two, three", "four"],
         "x-dup values seen by the app: {seen:?}"
+    );
+    Ok(())
+}
+
+async fn header_order(target: Target) -> Result<(), String> {
+    // Names in no sorted or hashed order, one of them repeated after another name.
+    let sent = ["x-order-c", "x-order-a", "x-order-d", "x-order-b"];
+    let bytes = request(
+        "GET",
+        "/meta",
+        "HTTP/1.1",
+        &[
+            (sent[0], "1"),
+            (sent[1], "2"),
+            (sent[2], "3"),
+            (sent[1], "4"),
+            (sent[3], "5"),
+        ],
+        None,
+    );
+    let (_, response) = exchange(&target, "GET", &bytes).await?;
+    expect_status(&response, 200)?;
+    let mut seen: Vec<String> = Vec::new();
+    for line in response.text().lines() {
+        let Some(name) = line
+            .strip_prefix("header: ")
+            .and_then(|field| field.split_once(':'))
+            .map(|(name, _)| name.to_owned())
+        else {
+            continue;
+        };
+        if name.starts_with("x-order-") && !seen.contains(&name) {
+            seen.push(name);
+        }
+    }
+    check!(
+        seen == sent,
+        "the app saw the field names in the order {seen:?}, they were sent as {sent:?}"
     );
     Ok(())
 }
@@ -504,6 +560,24 @@ async fn request_trailers(target: Target) -> Result<(), String> {
         "the app did not receive the trailer: {:?}",
         response.text()
     );
+    Ok(())
+}
+
+async fn forbidden_request_trailers(target: Target) -> Result<(), String> {
+    let raw = b"POST /body-report HTTP/1.1\r\nhost: conformance.test\r\ntransfer-encoding: chunked\r\ntrailer: x-checksum\r\n\r\n3\r\nabc\r\n0\r\nx-checksum: 42\r\ncontent-length: 99\r\nhost: elsewhere.test\r\nauthorization: Basic YTpi\r\ncontent-type: text/evil\r\n\r\n";
+    let (_, response) = exchange(&target, "POST", raw).await?;
+    expect_status(&response, 200)?;
+    let text = response.text();
+    check!(
+        text.contains("trailer: x-checksum: 42"),
+        "the app did not receive the allowed trailer: {text:?}"
+    );
+    for name in ["content-length", "host", "authorization", "content-type"] {
+        check!(
+            !text.contains(&format!("trailer: {name}:")),
+            "the app received the forbidden trailer field {name}: {text:?}"
+        );
+    }
     Ok(())
 }
 
@@ -970,6 +1044,35 @@ async fn disconnect_client_gone(target: Target) -> Result<(), String> {
     // its request may legitimately never reach the application at all.
     let status = conn.read_head_status().await.map_err(|e| e.to_string())?;
     check!(status == 200, "/watch answered {status}");
+    drop(conn);
+    wait_for_outcome(&target, &id, "client-gone", &["active"]).await
+}
+
+async fn disconnect_quiet_call(target: Target) -> Result<(), String> {
+    let id = unique("quiet");
+    let mut conn = WireConn::connect(target.addr)
+        .await
+        .map_err(|e| e.to_string())?;
+    conn.send(&request(
+        "GET",
+        &format!("/watch-quiet?id={id}"),
+        "HTTP/1.1",
+        &[],
+        None,
+    ))
+    .await
+    .map_err(|e| e.to_string())?;
+    // Leave only once the application has the request (a client that leaves before may
+    // legitimately never reach it): its signal is then known to `/outcome`.
+    let mut called = false;
+    for _ in 0..200 {
+        if outcome(&target, &id).await? != "unknown" {
+            called = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    check!(called, "the application was never called for /watch-quiet");
     drop(conn);
     wait_for_outcome(&target, &id, "client-gone", &["active"]).await
 }

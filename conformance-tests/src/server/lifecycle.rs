@@ -61,6 +61,30 @@ pub(crate) fn cases() -> Vec<SpawnedCase> {
             deadline_ends_connections
         ),
         spawned_case!(
+            "spawned: a second SIGTERM ends the drain at once, and App::shutdown still runs",
+            ["SRV-SHUT-5"],
+            None,
+            second_signal
+        ),
+        spawned_case!(
+            "spawned: ready announced after startup, with the server's name, version and address",
+            ["SRV-LOG-5", "LIFE-START-5"],
+            None,
+            ready_announced
+        ),
+        spawned_case!(
+            "spawned: access log switchable, one line with client, method, target, version, status, bytes",
+            ["SRV-LOG-3"],
+            None,
+            access_log
+        ),
+        spawned_case!(
+            "spawned: corrections of the application logged as warnings citing the requirement",
+            ["SRV-LOG-7"],
+            None,
+            corrections_logged
+        ),
+        spawned_case!(
             "spawned: application failures logged with message, method, path, connection id",
             ["SRV-LOG-1"],
             None,
@@ -444,6 +468,214 @@ async fn deadline_ends_connections(lab: Lab) -> Result<(), String> {
 }
 
 /// The log lines that mention `needle`.
+/// Waits until `/held?id=ID` reports `state`.
+async fn wait_held(target: &Target, id: &str, state: &str) -> Result<(), String> {
+    let mut seen = String::new();
+    for _ in 0..200 {
+        seen = get(target, &format!("/held?id={id}"))
+            .await?
+            .field("state")
+            .unwrap_or_default();
+        if seen == state {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Err(format!("the held call is {seen:?}, never {state:?}"))
+}
+
+/// Waits up to [`BOUND`] until stderr has every one of `needles`; returns the log.
+async fn log_with(spawned: &Spawned, needles: &[&str]) -> String {
+    let mut log = spawned.stderr();
+    for _ in 0..(BOUND.as_millis() / 50) {
+        if needles.iter().all(|needle| log.contains(needle)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        log = spawned.stderr();
+    }
+    log
+}
+
+async fn second_signal(lab: Lab) -> Result<(), String> {
+    // A drain that may last ten minutes: only the second signal can end it within BOUND.
+    let (mut spawned, target) = start(&lab, &[("RGI_GRACEFUL_TIMEOUT", "600")]).await?;
+    let id = unique("second-signal");
+    let mut held = WireConn::connect(target.addr).await.map_err(err)?;
+    held.send(&request(
+        "GET",
+        &format!("/hold?id={id}"),
+        "HTTP/1.1",
+        &[],
+        None,
+    ))
+    .await
+    .map_err(err)?;
+    wait_held(&target, &id, "pending").await?;
+    spawned.terminate().await?;
+    // The drain has begun once the listener is closed; a second signal sent before the first
+    // was handled could be merged with it.
+    let mut draining = false;
+    for _ in 0..200 {
+        if WireConn::connect(target.addr).await.is_err() {
+            draining = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    check!(
+        draining,
+        "new connections were still accepted after SIGTERM"
+    );
+    check!(
+        spawned
+            .wait_exit(Duration::from_millis(300))
+            .await
+            .is_none(),
+        "the server exited at the first signal while a call was in flight (SRV-SHUT-2)"
+    );
+    spawned.terminate().await?;
+    check!(
+        held.closes_within(BOUND).await,
+        "the held call's connection was still open {BOUND:?} after the second signal (graceful timeout: 600 s)"
+    );
+    spawned
+        .wait_exit(BOUND)
+        .await
+        .ok_or("the server did not exit after the second signal")?;
+    let log = spawned.stderr();
+    check!(
+        count(&log, "rgi-probe: shutdown started") == 1,
+        "App::shutdown did not run after the second signal; stderr:\n{}",
+        tail(&log)
+    );
+    Ok(())
+}
+
+async fn ready_announced(lab: Lab) -> Result<(), String> {
+    let (mut spawned, target) = start(&lab, &[("RGI_PROBE_STARTUP_DELAY_MS", "300")]).await?;
+    let info = get(&target, "/lifespan").await?;
+    expect_status(&info, 200)?;
+    let name = info.field("server-name").unwrap_or_default();
+    let version = info.field("server-version").unwrap_or_default();
+    let spec = rgi::SPEC_VERSION.to_string();
+    let addr = target.addr.to_string();
+    let log = log_with(&spawned, &[&addr]).await;
+    let _ = stop(&mut spawned).await;
+    let Some(line) = log.lines().find(|line| line.contains(&addr)) else {
+        return Err(format!(
+            "no log line names the address {addr}; stderr:\n{}",
+            tail(&log)
+        ));
+    };
+    for (what, text) in [
+        ("name", name.as_str()),
+        ("version", version.as_str()),
+        ("specification version", spec.as_str()),
+    ] {
+        check!(
+            !text.is_empty() && line.contains(text),
+            "the ready line {line:?} does not give the server's {what} {text:?}"
+        );
+    }
+    let started = position(&log, "rgi-probe: started");
+    let announced = position(&log, &addr);
+    check!(
+        started.is_some() && announced > started,
+        "the address was announced before startup succeeded; stderr:\n{}",
+        tail(&log)
+    );
+    Ok(())
+}
+
+async fn access_log(lab: Lab) -> Result<(), String> {
+    for (setting, on) in [("RGI_ACCESS_LOG", true), ("RGI_NO_ACCESS_LOG", false)] {
+        let (mut spawned, target) = start(&lab, &[(setting, "true")]).await?;
+        let token = unique("access");
+        let response = get(&target, &format!("/status?code=201&body={token}")).await?;
+        expect_status(&response, 201)?;
+        // A later exchange on its own connection: its line comes after the first one's.
+        let marker = unique("access-marker");
+        let _ = get(&target, &format!("/meta?{marker}")).await?;
+        let log = if on {
+            log_with(&spawned, &[&token, &marker]).await
+        } else {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            spawned.stderr()
+        };
+        let _ = stop(&mut spawned).await;
+        let lines = lines_with(&log, &token);
+        if !on {
+            check!(
+                lines.is_empty(),
+                "{setting}=true: the exchange was still logged: {lines:?}"
+            );
+            continue;
+        }
+        check!(
+            lines.len() == 1,
+            "{setting}=true: {} log lines name the exchange, not one; stderr:\n{}",
+            lines.len(),
+            tail(&log)
+        );
+        let line = lines[0];
+        let bytes = token.len().to_string();
+        for (what, text) in [
+            ("client address", "127.0.0.1"),
+            ("method", "GET"),
+            ("version", "HTTP/1.1"),
+            ("status", "201"),
+        ] {
+            check!(
+                line.contains(text),
+                "the access-log line {line:?} has no {what}"
+            );
+        }
+        check!(
+            line.split(|c: char| !c.is_ascii_digit())
+                .any(|t| t == bytes),
+            "the access-log line {line:?} does not give the {bytes} body bytes sent"
+        );
+    }
+    Ok(())
+}
+
+async fn corrections_logged(lab: Lab) -> Result<(), String> {
+    let (mut spawned, target) = start(&lab, &[]).await?;
+    expect_status(&get(&target, "/hop-by-hop").await?, 200)?;
+    expect_status(&get(&target, "/status?code=204&body=discarded").await?, 204)?;
+    let mut expected = vec!["HTTP-RESP-6", "HTTP-FRAME-8"];
+    if lab
+        .manifest
+        .capabilities
+        .contains(Capability::ResponseTrailers)
+    {
+        let raw = request(
+            "GET",
+            "/forbidden-trailers",
+            "HTTP/1.1",
+            &[("te", "trailers")],
+            None,
+        );
+        let (_, response) = super::http1::exchange(&target, "GET", &raw).await?;
+        expect_status(&response, 200)?;
+        expected.push("HTTP-TRAIL-8");
+    }
+    let log = log_with(&spawned, &expected).await;
+    let _ = stop(&mut spawned).await;
+    for id in expected {
+        let warned = log
+            .lines()
+            .any(|line| line.contains(id) && line.to_ascii_lowercase().contains("warn"));
+        check!(
+            warned,
+            "no warning cites {id} for the application's violation; stderr:\n{}",
+            tail(&log)
+        );
+    }
+    Ok(())
+}
+
 fn lines_with<'a>(log: &'a str, needle: &str) -> Vec<&'a str> {
     log.lines().filter(|l| l.contains(needle)).collect()
 }
