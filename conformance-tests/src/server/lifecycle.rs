@@ -747,12 +747,22 @@ async fn departures_not_errors(lab: Lab) -> Result<(), String> {
         .map_err(err)?;
     tokio::time::sleep(Duration::from_millis(200)).await;
     drop(conn);
+    // ... and one that leaves mid-body while the app streams the body into its response: the
+    // response body fails because the request body did.
+    let mut conn = WireConn::connect(target.addr).await.map_err(err)?;
+    conn.send(
+        b"POST /echo?leaves HTTP/1.1\r\nhost: a\r\ncontent-length: 100000\r\n\r\nonly a few bytes",
+    )
+    .await
+    .map_err(err)?;
+    let _ = conn.read_final_head().await;
+    drop(conn);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let log = spawned.stderr();
     let _ = stop(&mut spawned).await;
     let errors: Vec<&str> = log
         .lines()
-        .filter(|l| l.contains("/watch") || l.contains("/body-report"))
+        .filter(|l| l.contains("/watch") || l.contains("/body-report") || l.contains("/echo"))
         .filter(|l| l.contains("ERROR") || l.contains("\"level\":\"error\""))
         .collect();
     check!(

@@ -233,6 +233,52 @@ pub(crate) enum AbortReason {
     DataAfterTrailers,
 }
 
+impl AbortReason {
+    /// The request body's error behind the application's body failing, when the client caused
+    /// it: the application streamed the request body into its response (as an echo does) and
+    /// the client left (`Disconnected`), was too slow (`TimedOut`), sent too much
+    /// (`LengthLimitExceeded`) or broke the framing (`Protocol`).
+    fn client_cause(&self) -> Option<&BodyError> {
+        let AbortReason::Body(error) = self else {
+            return None;
+        };
+        BodyError::find(error.as_ref()).filter(|cause| {
+            matches!(cause, BodyError::Disconnected) || cause.status_code().is_some()
+        })
+    }
+}
+
+/// Logs an aborted response by who caused it: an application failure at error level
+/// (`SRV-LOG-1`); a client that left at debug level only (`SRV-LOG-2`); a request body that
+/// failed by the client's doing below error level (`SRV-LOG-4`).
+#[cold]
+fn log_abort(log: Option<&ExchangeLog>, reason: &AbortReason) {
+    let error = crate::service::error_chain(reason);
+    macro_rules! emit {
+        ($level:ident, $message:literal) => {
+            match log.map(ExchangeLog::context) {
+                Some((method, path, connection)) => {
+                    tracing::$level!(%method, %path, connection, %error, $message)
+                }
+                None => tracing::$level!(%error, $message),
+            }
+        };
+    }
+    match reason.client_cause() {
+        Some(BodyError::Disconnected) => {
+            emit!(
+                debug,
+                "the client went away during the response; aborting it"
+            );
+        }
+        Some(_) => emit!(
+            info,
+            "the request body failed during the response; aborting the response"
+        ),
+        None => emit!(error, "aborting the response"),
+    }
+}
+
 /// The parts of a response body that few responses need, boxed together.
 #[derive(Debug, Default)]
 struct Rare {
@@ -287,6 +333,8 @@ pin_project_lite::pin_project! {
         sent: u64,
         done: bool,
         aborted: bool,
+        // Aborted because the request body reported the client gone (see `client_cause`).
+        client_left: bool,
         ended: AtomicBool,
         notifier: Option<DisconnectNotifier>,
         log: Option<ExchangeLog>,
@@ -300,7 +348,11 @@ pin_project_lite::pin_project! {
                     || this.ended.load(Ordering::Acquire)
                     || declared(*this.declared).is_some_and(|declared| declared == *this.sent));
             let forced = this.log.as_ref().is_some_and(|log| log.is_forced());
-            let outcome = if *this.aborted || (!complete && forced) {
+            let outcome = if *this.client_left {
+                // The application's body failed because the request body did: the client
+                // left mid-request (`HTTP-DISC-4`).
+                Outcome::ClientGone
+            } else if *this.aborted || (!complete && forced) {
                 Outcome::Aborted
             } else if complete {
                 Outcome::Completed
@@ -344,6 +396,7 @@ impl<B> ResponseBody<B> {
             sent: 0,
             done: false,
             aborted: false,
+            client_left: false,
             ended: AtomicBool::new(false),
             notifier: Some(notifier),
             log,
@@ -372,6 +425,7 @@ impl<B> ResponseBody<B> {
             sent: 0,
             done: false,
             aborted: false,
+            client_left: false,
             ended: AtomicBool::new(false),
             notifier,
             log,
@@ -498,19 +552,8 @@ where
                 Poll::Ready(Some(Ok(frame)))
             }
             Err(reason) => {
-                match this.log.as_ref().map(|log| log.context()) {
-                    Some((method, path, connection)) => tracing::error!(
-                        %method,
-                        %path,
-                        connection,
-                        error = %crate::service::error_chain(&reason),
-                        "aborting the response"
-                    ),
-                    None => tracing::error!(
-                        error = %crate::service::error_chain(&reason),
-                        "aborting the response"
-                    ),
-                }
+                log_abort(this.log.as_ref(), &reason);
+                *this.client_left = matches!(reason.client_cause(), Some(BodyError::Disconnected));
                 *this.aborted = true;
                 *this.done = true;
                 this.inner.set(None);

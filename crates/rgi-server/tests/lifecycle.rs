@@ -181,6 +181,35 @@ async fn disconnect_completed_versus_client_gone() {
     stop(server).await;
 }
 
+/// HTTP-DISC-4: a client that leaves mid-body while the app streams the request body into its
+/// response (an echo) settles `ClientGone`, not `Aborted`: the response body failed because
+/// the request body reported the client gone (the log side, SRV-LOG-2, is a suite case).
+#[tokio::test]
+async fn client_leaving_an_echo_settles_client_gone() {
+    let (server, probe) = start_probe(config()).await;
+    let addr = server.local_addrs()[0];
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(
+            b"POST /echo HTTP/1.1\r\nHost: a\r\nX-Track: echo\r\nContent-Length: 100000\r\n\r\nsome",
+        )
+        .await
+        .unwrap();
+    assert!(eventually(|| probe.observed.calls.load(Ordering::SeqCst) == 1).await);
+    drop(stream);
+    let outcomes = &probe.observed.outcomes;
+    assert!(
+        eventually(|| outcomes.lock().unwrap().contains_key("echo")).await,
+        "{:?}",
+        outcomes.lock().unwrap()
+    );
+    assert_eq!(
+        outcomes.lock().unwrap().get("echo"),
+        Some(&Outcome::ClientGone)
+    );
+    stop(server).await;
+}
+
 /// An app whose shutdown counts calls; used through `BoxApp`.
 #[derive(Clone, Default)]
 struct Counting {
