@@ -85,7 +85,7 @@ pub(crate) fn cases() -> Vec<SpawnedCase> {
             corrections_logged
         ),
         spawned_case!(
-            "spawned: application failures logged with message, method, path, connection id",
+            "spawned: application and handler failures logged with message, method, path, connection id",
             ["SRV-LOG-1"],
             None,
             failures_logged
@@ -682,20 +682,48 @@ fn lines_with<'a>(log: &'a str, needle: &str) -> Vec<&'a str> {
 
 async fn failures_logged(lab: Lab) -> Result<(), String> {
     let (mut spawned, target) = start(&lab, &[]).await?;
-    let failures = [
-        ("/error", "the probe failed on purpose"),
-        ("/panic", "the probe panics on purpose"),
-        ("/fail-after-head", "the probe failed on purpose"),
+    const WS: &[(&str, &str)] = &[
+        ("upgrade", "websocket"),
+        ("connection", "upgrade"),
+        ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ("sec-websocket-version", "13"),
     ];
+    const RAW: &[(&str, &str)] = &[("upgrade", "probe-echo"), ("connection", "upgrade")];
+    let capabilities = &lab.manifest.capabilities;
+    let mut failures: Vec<(&str, &str, &[(&str, &str)])> = vec![
+        ("/error", "the probe failed on purpose", &[]),
+        ("/panic", "the probe panics on purpose", &[]),
+        ("/fail-after-head", "the probe failed on purpose", &[]),
+    ];
+    // Handler errors (SRV-LOG-1 names them): a WebSocket handler and a raw upgrade handler.
+    if capabilities.contains(Capability::WebSocket) {
+        failures.push((
+            "/ws-app?mode=err",
+            "the probe's handler fails on purpose",
+            WS,
+        ));
+        failures.push((
+            "/ws-app?mode=panic",
+            "the probe's handler panics on purpose",
+            WS,
+        ));
+    }
+    if capabilities.contains(Capability::Upgrade) {
+        failures.push((
+            "/upgrade-once?mode=err",
+            "the probe's upgrade handler fails on purpose",
+            RAW,
+        ));
+    }
     let mut seen = Vec::new();
-    for (path, message) in failures {
+    for (path, message, headers) in failures {
         let mut conn = WireConn::connect(target.addr).await.map_err(err)?;
         conn.send(&request("GET", "/meta", "HTTP/1.1", &[], None))
             .await
             .map_err(err)?;
         let meta = conn.read_response("GET").await.map_err(err)?;
         let id = meta.field("connection-id").unwrap_or_default();
-        conn.send(&request("GET", path, "HTTP/1.1", &[], None))
+        conn.send(&request("GET", path, "HTTP/1.1", headers, None))
             .await
             .map_err(err)?;
         let _ = conn.read_response("GET").await;
@@ -707,7 +735,8 @@ async fn failures_logged(lab: Lab) -> Result<(), String> {
     let _ = stop(&mut spawned).await;
     for (path, message, id) in seen {
         let lines = lines_with(&log, message);
-        let line = lines.iter().find(|l| l.contains(path));
+        let route = path.split('?').next().unwrap_or(path);
+        let line = lines.iter().find(|l| l.contains(route));
         let Some(line) = line else {
             return Err(format!(
                 "no log line names the failure of GET {path} ({message:?}); stderr:\n{}",

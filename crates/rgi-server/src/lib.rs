@@ -298,8 +298,9 @@
 //!   connection-specific fields are malformed for the `h2` crate, which resets the stream
 //!   before the service is called; a `host` that contradicts `:authority`, or a request with
 //!   neither, gets `400`.
-//! - **Logging** (`SRV-LOG-1`, `SRV-LOG-2`, `SRV-LOG-4`): application failures are logged at
-//!   error level with the error, method, path and connection id, and what the server did; a
+//! - **Logging** (`SRV-LOG-1`, `SRV-LOG-2`, `SRV-LOG-4`): application failures (WebSocket and
+//!   upgrade handler errors and panics included) are logged at error level with the error and
+//!   its sources, method, path and connection id, and what the server did; a
 //!   departed client is logged at debug level only; malformed requests and exceeded limits are
 //!   answered by hyper or logged below error level. What the server corrects in a response
 //!   is logged as a warning citing the requirement (`SRV-LOG-7`): hop-by-hop fields removed

@@ -21,6 +21,7 @@ use http_body::Body as _;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use rgi::{App, Body, BodyError, BoxError, ConnectionInfo, DisconnectNotifier};
+use tracing::Instrument;
 
 use crate::body::{RequestBody, ResponseBody};
 use crate::config::TrustedProxies;
@@ -766,6 +767,15 @@ fn finish_response<A: App>(
     let h2_write_timeout = shared
         .write_timeout
         .filter(|_| finish.version() >= Version::HTTP_2);
+    // SRV-LOG-1: what a WebSocket session or an upgrade handler logs names the exchange.
+    let session_span = || {
+        tracing::error_span!(
+            "upgraded",
+            method = %finish.log.method,
+            path = %finish.log.target,
+            connection = finish.log.connection()
+        )
+    };
     if switching {
         match (upgrade, raw, websocket) {
             (Some(UpgradeRequest::WebSocket(on_upgrade, request_headers)), _, Some(accepted)) => {
@@ -781,7 +791,9 @@ fn finish_response<A: App>(
                     // within a bounded time (`WS-CLOSE-7`, `SRV-SHUT-3`), so it is not
                     // dropped at the force signal.
                     let mut force = shared.tasks.closing_signal();
-                    shared.tasks.spawn_closing_at_deadline(async move {
+                    let span = session_span();
+                    shared.tasks.spawn_closing_at_deadline(
+                        async move {
                         let upgraded = tokio::select! {
                             result = on_upgrade => result,
                             _ = force.wait_for(|forced| *forced) => return,
@@ -803,7 +815,9 @@ fn finish_response<A: App>(
                                 tracing::debug!(%error, "the WebSocket upgrade did not complete");
                             }
                         }
-                    });
+                    }
+                        .instrument(span),
+                    );
                     return upgrade_response(finish, response, notifier);
                 }
             }
@@ -817,22 +831,29 @@ fn finish_response<A: App>(
                             headers.insert(header::UPGRADE, protocol);
                         }
                     }
-                    shared.tasks.spawn(async move {
-                        match on_upgrade.await {
-                            Ok(upgraded) => {
-                                let io = rgi::upgrade::Upgraded::new(
-                                    WriteTimeout::new(TokioIo::new(upgraded), h2_write_timeout),
-                                    Bytes::new(),
-                                );
-                                if let Err(error) = handler.run(io).await {
-                                    tracing::warn!(%error, "the upgrade handler failed");
+                    let span = session_span();
+                    shared.tasks.spawn(
+                        async move {
+                            match on_upgrade.await {
+                                Ok(upgraded) => {
+                                    let io = rgi::upgrade::Upgraded::new(
+                                        WriteTimeout::new(TokioIo::new(upgraded), h2_write_timeout),
+                                        Bytes::new(),
+                                    );
+                                    if let Err(error) = handler.run(io).await {
+                                        tracing::error!(
+                                            error = %error_chain(error.as_ref()),
+                                            "the upgrade handler failed; closing the connection"
+                                        );
+                                    }
+                                }
+                                Err(error) => {
+                                    tracing::debug!(%error, "the upgrade did not complete");
                                 }
                             }
-                            Err(error) => {
-                                tracing::debug!(%error, "the upgrade did not complete");
-                            }
                         }
-                    });
+                        .instrument(span),
+                    );
                     return upgrade_response(finish, response, notifier);
                 }
             }

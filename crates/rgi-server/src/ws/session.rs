@@ -156,12 +156,19 @@ fn app_outcome(
                 // The handler only passed on what the session reported (`message?`).
                 tracing::debug!(error = %error, "WebSocket handler ended with a session error");
             } else {
-                tracing::warn!(error = %error, "WebSocket handler failed");
+                // SRV-LOG-1: the session's span gives the method, path and connection.
+                tracing::error!(
+                    error = %crate::service::error_chain(&*error),
+                    "the WebSocket handler failed; closing the session with 1011"
+                );
             }
             close_frame(WireCloseCode::Error, "")
         }
         Err(join) if join.is_panic() => {
-            tracing::error!(error = %join, "WebSocket handler panicked");
+            tracing::error!(
+                error = %join,
+                "the WebSocket handler panicked; closing the session with 1011"
+            );
             close_frame(WireCloseCode::Error, "")
         }
         Err(_) => close_frame(WireCloseCode::Error, ""),
