@@ -682,6 +682,12 @@ fn lines_with<'a>(log: &'a str, needle: &str) -> Vec<&'a str> {
 
 async fn failures_logged(lab: Lab) -> Result<(), String> {
     let (mut spawned, target) = start(&lab, &[]).await?;
+    /// A failing route: its path, the message its failure logs, the request's extra fields.
+    type Failure = (
+        &'static str,
+        &'static str,
+        &'static [(&'static str, &'static str)],
+    );
     const WS: &[(&str, &str)] = &[
         ("upgrade", "websocket"),
         ("connection", "upgrade"),
@@ -690,7 +696,7 @@ async fn failures_logged(lab: Lab) -> Result<(), String> {
     ];
     const RAW: &[(&str, &str)] = &[("upgrade", "probe-echo"), ("connection", "upgrade")];
     let capabilities = &lab.manifest.capabilities;
-    let mut failures: Vec<(&str, &str, &[(&str, &str)])> = vec![
+    let mut failures: Vec<Failure> = vec![
         ("/error", "the probe failed on purpose", &[]),
         ("/panic", "the probe panics on purpose", &[]),
         ("/fail-after-head", "the probe failed on purpose", &[]),
