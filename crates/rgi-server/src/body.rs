@@ -249,8 +249,9 @@ impl AbortReason {
 }
 
 /// Logs an aborted response by who caused it: an application failure at error level
-/// (`SRV-LOG-1`); a client that left at debug level only (`SRV-LOG-2`); a request body that
-/// failed by the client's doing below error level (`SRV-LOG-4`).
+/// (`SRV-LOG-1`); a client that left (`SRV-LOG-2`), or a request body that failed by the
+/// client's doing (`SRV-LOG-4`: below error level, and off by default so that clients cannot
+/// flood the log), at debug level.
 #[cold]
 fn log_abort(log: Option<&ExchangeLog>, reason: &AbortReason) {
     let error = crate::service::error_chain(reason);
@@ -272,7 +273,7 @@ fn log_abort(log: Option<&ExchangeLog>, reason: &AbortReason) {
             );
         }
         Some(_) => emit!(
-            info,
+            debug,
             "the request body failed during the response; aborting the response"
         ),
         None => emit!(error, "aborting the response"),

@@ -298,15 +298,16 @@
 //!   connection-specific fields are malformed for the `h2` crate, which resets the stream
 //!   before the service is called; a `host` that contradicts `:authority`, or a request with
 //!   neither, gets `400`.
-//! - **Logging** (`SRV-LOG-1`, `SRV-LOG-2`, `SRV-LOG-4`): application failures (WebSocket and
-//!   upgrade handler errors and panics included) are logged at error level with the error and
-//!   its sources, method, path and connection id, and what the server did; a
-//!   departed client is logged at debug level only; malformed requests and exceeded limits are
-//!   answered by hyper or logged below error level. What the server corrects in a response
-//!   is logged as a warning citing the requirement (`SRV-LOG-7`): hop-by-hop fields removed
-//!   (`HTTP-RESP-6`), forbidden trailers removed (`HTTP-TRAIL-8`), body data for a `204`,
-//!   `205` or `304` discarded (`HTTP-FRAME-8`, seen from the body's size hint; body data for
-//!   `HEAD` at debug level, `HTTP-FRAME-6`).
+//! - **Logging** (`SRV-LOG-1`, `SRV-LOG-2`, `SRV-LOG-4`, `SRV-LOG-7`): application failures
+//!   (WebSocket and upgrade handler errors and panics included) are logged at error level with
+//!   the error and its sources, the method, path and connection id, and what the server did.
+//!   A departed client is logged at debug level only. Malformed requests and exceeded limits
+//!   (a body too slow, too large or malformed, also when it fails a response that streams it)
+//!   are answered by hyper or logged at debug level, off by default, so that clients cannot
+//!   flood the log. What the server corrects in a response is logged as a warning citing the
+//!   requirement: hop-by-hop fields removed (`HTTP-RESP-6`), forbidden trailers removed
+//!   (`HTTP-TRAIL-8`), body data for a `204`, `205` or `304` discarded (`HTTP-FRAME-8`, seen
+//!   from the body's size hint; body data for `HEAD` at debug level, `HTTP-FRAME-6`).
 //! - **Raw upgrades** (`UPGRADE-RAW-8`, `UPGRADE-RAW-9`, `UPGRADE-RAW-11`): when the handler
 //!   returns, the upgraded stream is dropped, which closes the connection (or ends the HTTP/2
 //!   stream); a handler error is logged. On HTTP/2 the upgraded stream reads and writes `DATA`

@@ -665,7 +665,7 @@ fn error_response<B>(
             tracing::debug!(
                 method = %finish.log.method,
                 path = %finish.log.target,
-            connection = finish.log.connection(),
+                connection = finish.log.connection(),
                 "the client went away while the application read the body"
             );
             notifier.client_gone();
@@ -685,10 +685,13 @@ fn error_response<B>(
             let status = body_error
                 .status_code()
                 .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            tracing::info!(
+            // The client's doing (too slow, too large, malformed): below error level, and off
+            // by default, so that clients cannot flood the log (SRV-LOG-4); the access log
+            // records the status.
+            tracing::debug!(
                 method = %finish.log.method,
                 path = %finish.log.target,
-            connection = finish.log.connection(),
+                connection = finish.log.connection(),
                 error = %error_chain(error.as_ref()),
                 status = status.as_u16(),
                 "the application gave up on the request body"
@@ -699,7 +702,7 @@ fn error_response<B>(
             tracing::error!(
                 method = %finish.log.method,
                 path = %finish.log.target,
-            connection = finish.log.connection(),
+                connection = finish.log.connection(),
                 error = %error_chain(error.as_ref()),
                 "the application failed before its response head"
             );
@@ -742,7 +745,7 @@ fn finish_response<A: App>(
             tracing::warn!(
                 header = name.as_str(),
                 path = %finish.log.target,
-            connection = finish.log.connection(),
+                connection = finish.log.connection(),
                 "the application set a hop-by-hop header; the server removed it (HTTP-RESP-6)"
             );
             while response.headers_mut().remove(name).is_some() {}
