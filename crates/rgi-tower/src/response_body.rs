@@ -185,10 +185,28 @@ where
             Poll::Ready(Ok(Some(Err(error)))) => error.into(),
             Poll::Ready(Err(panicked)) => Box::new(panicked),
         };
-        tracing::error!(error = %failure, "RGI application failed after the response head: aborting the response");
+        // SRV-LOG-1, SRV-LOG-2, SRV-LOG-4: a body that failed because the request body did (an
+        // echo whose client left, stalled or broke the framing) is the client's doing.
+        let cause = rgi::BodyError::find(failure.as_ref()).filter(|cause| {
+            cause.status_code().is_some() || matches!(cause, rgi::BodyError::Disconnected)
+        });
+        match cause {
+            Some(cause) => tracing::debug!(
+                error = %failure,
+                "the request body failed during the response ({cause}): aborting the response"
+            ),
+            None => tracing::error!(
+                error = %failure,
+                "RGI application failed after the response head: aborting the response"
+            ),
+        }
         this.inner.set(None);
         if let Some(notifier) = this.notifier.take() {
-            notifier.aborted();
+            if matches!(cause, Some(rgi::BodyError::Disconnected)) {
+                notifier.client_gone();
+            } else {
+                notifier.aborted();
+            }
         }
         // hyper may hold the head and earlier chunks in its write buffer, and closes without
         // flushing them when the body fails: one `Pending` first lets it flush (`HTTP-RESP-1`).
@@ -219,5 +237,53 @@ where
 fn settle_completed(notifier: &mut Option<DisconnectNotifier>) {
     if let Some(notifier) = notifier.take() {
         notifier.completed();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rgi::{BodyError, Disconnect, Outcome};
+
+    /// A body that fails at once with `error`.
+    struct Failing(Option<BoxError>);
+
+    impl http_body::Body for Failing {
+        type Data = Bytes;
+        type Error = BoxError;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+            Poll::Ready(self.0.take().map(Err))
+        }
+    }
+
+    /// The outcome of an exchange whose response body fails with `error`.
+    async fn outcome_of(error: BoxError) -> Option<Outcome> {
+        let (signal, notifier) = Disconnect::pair();
+        let body = ResponseBody::new(Failing(Some(error)), Some(notifier), true);
+        let result = http_body_util::BodyExt::collect(body).await;
+        assert!(result.is_err(), "a failing body never ends cleanly");
+        signal.outcome()
+    }
+
+    /// HTTP-DISC-4, SRV-LOG-2: a response body that fails because the request body reported
+    /// the client gone (an echo) settles `ClientGone`; any other failure, `Aborted`.
+    #[tokio::test]
+    async fn a_departed_client_is_not_an_application_failure() {
+        assert_eq!(
+            outcome_of(Box::new(BodyError::Disconnected)).await,
+            Some(Outcome::ClientGone)
+        );
+        assert_eq!(
+            outcome_of(Box::new(BodyError::TimedOut)).await,
+            Some(Outcome::Aborted)
+        );
+        assert_eq!(
+            outcome_of("the application failed".into()).await,
+            Some(Outcome::Aborted)
+        );
     }
 }

@@ -561,7 +561,8 @@ fn error_response<B>(
             None
         }
         Some(_) => {
-            tracing::info!(error = %error, status = status.as_u16(), "RGI application gave up on the request body");
+            // The client's doing: below error level and off by default (SRV-LOG-4).
+            tracing::debug!(error = %error, status = status.as_u16(), "RGI application gave up on the request body");
             notifier
         }
         None => {

@@ -136,7 +136,7 @@ pub(crate) fn complete<B>(offer: Offer, response: &mut Response<B>) {
             Ok(upgraded) => {
                 let io = Upgraded::new(TokioIo::new(upgraded), Bytes::new());
                 if let Err(error) = handler.run(io).await {
-                    tracing::warn!(%protocol, error = %error, "upgrade handler failed");
+                    tracing::error!(%protocol, error = %error, "upgrade handler failed");
                 }
             }
             Err(error) => {
