@@ -92,8 +92,24 @@ fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
 
+/// Opens a connection with a call to `/hold?id=ID` in flight, once the application has it.
+pub(super) async fn hold_call(target: &Target, id: &str) -> Result<WireConn, String> {
+    let mut held = WireConn::connect(target.addr).await.map_err(err)?;
+    held.send(&request(
+        "GET",
+        &format!("/hold?id={id}"),
+        "HTTP/1.1",
+        &[],
+        None,
+    ))
+    .await
+    .map_err(err)?;
+    wait_held(target, id, "pending").await?;
+    Ok(held)
+}
+
 /// Polls `/held?id=ID` until it reads `want` (bounded).
-async fn wait_held(target: &Target, id: &str, want: &str) -> Result<(), String> {
+pub(super) async fn wait_held(target: &Target, id: &str, want: &str) -> Result<(), String> {
     let mut seen = String::new();
     for _ in 0..200 {
         seen = get(target, &format!("/held?id={id}"))
@@ -127,17 +143,7 @@ async fn called_before_body(target: Target) -> Result<(), String> {
 
 async fn pending_call_isolated(target: Target) -> Result<(), String> {
     let id = unique("isolated");
-    let mut held = WireConn::connect(target.addr).await.map_err(err)?;
-    held.send(&request(
-        "GET",
-        &format!("/hold?id={id}"),
-        "HTTP/1.1",
-        &[],
-        None,
-    ))
-    .await
-    .map_err(err)?;
-    wait_held(&target, &id, "pending").await?;
+    let mut held = hold_call(&target, &id).await?;
     let other = get(&target, "/meta").await?;
     expect_status(&other, 200)?;
     release(&target, &id).await?;
@@ -171,17 +177,7 @@ async fn pending_call_isolated_h2(target: Target) -> Result<(), String> {
 
 async fn futures_kept(target: Target) -> Result<(), String> {
     let id = unique("kept");
-    let mut held = WireConn::connect(target.addr).await.map_err(err)?;
-    held.send(&request(
-        "GET",
-        &format!("/hold?id={id}"),
-        "HTTP/1.1",
-        &[],
-        None,
-    ))
-    .await
-    .map_err(err)?;
-    wait_held(&target, &id, "pending").await?;
+    let mut held = hold_call(&target, &id).await?;
     for _ in 0..5 {
         tokio::time::sleep(Duration::from_millis(100)).await;
         let state = get(&target, &format!("/held?id={id}"))
@@ -231,17 +227,7 @@ async fn futures_kept(target: Target) -> Result<(), String> {
 
 async fn future_dropped_on_departure(target: Target) -> Result<(), String> {
     let id = unique("departed");
-    let mut held = WireConn::connect(target.addr).await.map_err(err)?;
-    held.send(&request(
-        "GET",
-        &format!("/hold?id={id}"),
-        "HTTP/1.1",
-        &[],
-        None,
-    ))
-    .await
-    .map_err(err)?;
-    wait_held(&target, &id, "pending").await?;
+    let held = hold_call(&target, &id).await?;
     drop(held);
     wait_held(&target, &id, "dropped")
         .await

@@ -343,16 +343,7 @@ async fn shutdown_panic(lab: Lab) -> Result<(), String> {
 async fn deadline_aborts(lab: Lab) -> Result<(), String> {
     let (mut spawned, target) = start(&lab, &[("RGI_GRACEFUL_TIMEOUT", "1")]).await?;
     let id = unique("deadline");
-    let mut held = WireConn::connect(target.addr).await.map_err(err)?;
-    held.send(&request(
-        "GET",
-        &format!("/hold?id={id}"),
-        "HTTP/1.1",
-        &[],
-        None,
-    ))
-    .await
-    .map_err(err)?;
+    let mut held = super::flow::hold_call(&target, &id).await?;
     let gate = unique("deadline-body");
     let mut streaming = WireConn::connect(target.addr).await.map_err(err)?;
     streaming
@@ -467,23 +458,6 @@ async fn deadline_ends_connections(lab: Lab) -> Result<(), String> {
     Ok(())
 }
 
-/// The log lines that mention `needle`.
-/// Waits until `/held?id=ID` reports `state`.
-async fn wait_held(target: &Target, id: &str, state: &str) -> Result<(), String> {
-    let mut seen = String::new();
-    for _ in 0..200 {
-        seen = get(target, &format!("/held?id={id}"))
-            .await?
-            .field("state")
-            .unwrap_or_default();
-        if seen == state {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Err(format!("the held call is {seen:?}, never {state:?}"))
-}
-
 /// Waits up to [`BOUND`] until stderr has every one of `needles`; returns the log.
 async fn log_with(spawned: &Spawned, needles: &[&str]) -> String {
     let mut log = spawned.stderr();
@@ -501,17 +475,7 @@ async fn second_signal(lab: Lab) -> Result<(), String> {
     // A drain that may last ten minutes: only the second signal can end it within BOUND.
     let (mut spawned, target) = start(&lab, &[("RGI_GRACEFUL_TIMEOUT", "600")]).await?;
     let id = unique("second-signal");
-    let mut held = WireConn::connect(target.addr).await.map_err(err)?;
-    held.send(&request(
-        "GET",
-        &format!("/hold?id={id}"),
-        "HTTP/1.1",
-        &[],
-        None,
-    ))
-    .await
-    .map_err(err)?;
-    wait_held(&target, &id, "pending").await?;
+    let mut held = super::flow::hold_call(&target, &id).await?;
     spawned.terminate().await?;
     // The drain has begun once the listener is closed; a second signal sent before the first
     // was handled could be merged with it.
@@ -676,6 +640,7 @@ async fn corrections_logged(lab: Lab) -> Result<(), String> {
     Ok(())
 }
 
+/// The log lines that mention `needle`.
 fn lines_with<'a>(log: &'a str, needle: &str) -> Vec<&'a str> {
     log.lines().filter(|l| l.contains(needle)).collect()
 }
