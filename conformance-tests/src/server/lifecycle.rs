@@ -415,16 +415,7 @@ async fn deadline_ends_connections(lab: Lab) -> Result<(), String> {
         .map_err(err)?;
     expect_status(&idle.read_response("GET").await.map_err(err)?, 200)?;
     let id = unique("deadline-all");
-    let mut busy = WireConn::connect(target.addr).await.map_err(err)?;
-    busy.send(&request(
-        "GET",
-        &format!("/hold?id={id}"),
-        "HTTP/1.1",
-        &[],
-        None,
-    ))
-    .await
-    .map_err(err)?;
+    let busy = super::flow::hold_call(&target, &id).await?;
     let mut upgraded = None;
     if lab.manifest.capabilities.contains(Capability::Upgrade) {
         let mut conn = WireConn::connect(target.addr).await.map_err(err)?;
