@@ -85,6 +85,18 @@ pub(crate) fn cases() -> Vec<SpawnedCase> {
             corrections_logged
         ),
         spawned_case!(
+            "spawned: no request or response bodies, credentials or cookies in the log",
+            ["SRV-LOG-6"],
+            None,
+            secrets_not_logged
+        ),
+        spawned_case!(
+            "spawned: malformed requests and exceeded limits logged below error level, not one line each",
+            ["SRV-LOG-4"],
+            None,
+            client_errors_quiet
+        ),
+        spawned_case!(
             "spawned: application and handler failures logged with message, method, path, connection id",
             ["SRV-LOG-1"],
             None,
@@ -628,6 +640,101 @@ async fn corrections_logged(lab: Lab) -> Result<(), String> {
             tail(&log)
         );
     }
+    Ok(())
+}
+
+async fn secrets_not_logged(lab: Lab) -> Result<(), String> {
+    let (mut spawned, target) = start(&lab, &[("RGI_ACCESS_LOG", "true")]).await?;
+    let secret = unique("secret");
+    let authorization = format!("Bearer {secret}-authorization");
+    let cookie = format!("session={secret}-cookie");
+    let credentials = [
+        ("authorization", authorization.as_str()),
+        ("cookie", cookie.as_str()),
+    ];
+    let body = format!("{secret}-body");
+    // A plain exchange, a failing one, a corrected one, an echo, and an echo the client leaves.
+    for (method, path, body) in [
+        ("GET", "/meta", None),
+        ("GET", "/error", None),
+        ("GET", "/hop-by-hop", None),
+        ("GET", "/set-cookie", None),
+        ("POST", "/echo", Some(body.as_bytes())),
+    ] {
+        let raw = request(method, path, "HTTP/1.1", &credentials, body);
+        let _ = super::http1::exchange(&target, method, &raw).await?;
+    }
+    let mut conn = WireConn::connect(target.addr).await.map_err(err)?;
+    let mut head = request("POST", "/echo", "HTTP/1.1", &credentials, None);
+    // `request` ends the head; declare a longer body than is sent.
+    head.truncate(head.len() - 2);
+    head.extend_from_slice(format!("content-length: 100000\r\n\r\n{body}").as_bytes());
+    conn.send(&head).await.map_err(err)?;
+    let _ = conn.read_final_head().await;
+    drop(conn);
+    let marker = unique("secret-marker");
+    let _ = get(&target, &format!("/meta?{marker}")).await?;
+    let log = log_with(&spawned, &[&marker]).await;
+    let _ = stop(&mut spawned).await;
+    for leaked in [secret.as_str(), "b=2; Path=/"] {
+        let lines = lines_with(&log, leaked);
+        check!(
+            lines.is_empty(),
+            "the log shows a request or response body, a credential or a cookie: {lines:?}"
+        );
+    }
+    Ok(())
+}
+
+async fn client_errors_quiet(lab: Lab) -> Result<(), String> {
+    let env = [
+        ("RGI_NO_ACCESS_LOG", "true"),
+        ("RGI_MAX_HEADER_BYTES", "4096"),
+        ("RGI_MAX_BODY_BYTES", "100"),
+    ];
+    let (mut spawned, target) = start(&lab, &env).await?;
+    let big = "b".repeat(8000);
+    let bad: Vec<Vec<u8>> = vec![
+        b"GET / HTTP/1.1\r\nhost: a\r\nno colon here\r\n\r\n".to_vec(),
+        b"GET /\x01 HTTP/1.1\r\nhost: a\r\n\r\n".to_vec(),
+        b"POST /echo HTTP/1.1\r\nhost: a\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\nab"
+            .to_vec(),
+        b"POST /echo HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n".to_vec(),
+        request("GET", "/meta", "HTTP/1.1", &[("x-big", &big)], None),
+        request("POST", "/limit?max=10", "HTTP/1.1", &[], Some(&[b'x'; 50])),
+        request("POST", "/echo", "HTTP/1.1", &[], Some(&[b'x'; 500])),
+    ];
+    let before = spawned.stderr().lines().count();
+    const ROUNDS: usize = 15;
+    for _ in 0..ROUNDS {
+        for raw in &bad {
+            let mut conn = WireConn::connect(target.addr).await.map_err(err)?;
+            let _ = conn.send(raw).await;
+            let _ = conn.read_response("POST").await;
+        }
+    }
+    let marker = unique("quiet-marker");
+    expect_status(&get(&target, &format!("/meta?{marker}")).await?, 200)?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let log = spawned.stderr();
+    let _ = stop(&mut spawned).await;
+    let during: Vec<&str> = log.lines().skip(before).collect();
+    let errors: Vec<&&str> = during
+        .iter()
+        .filter(|l| l.contains("ERROR") || l.contains("\"level\":\"error\""))
+        .collect();
+    check!(
+        errors.is_empty(),
+        "client errors logged at error level: {errors:?}"
+    );
+    let sent = ROUNDS * bad.len();
+    check!(
+        during.len() <= sent / 10,
+        "{sent} malformed or oversized requests wrote {} log lines: a client can flood the log; \
+         the last ones:\n{}",
+        during.len(),
+        tail(&during.join("\n"))
+    );
     Ok(())
 }
 
