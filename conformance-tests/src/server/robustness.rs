@@ -20,6 +20,12 @@ pub(super) fn cases() -> Vec<ServerCase> {
             unsupported_versions
         ),
         server_case!(
+            "http1 + h2c on one port: a first line without an HTTP version is closed without a response",
+            ["SRV-LIMIT-17"],
+            Some(Capability::Http2),
+            first_line_not_http
+        ),
+        server_case!(
             "http1: a higher minor version (HTTP/1.2) is served as HTTP/1.1",
             ["SRV-LIMIT-19"],
             None,
@@ -107,6 +113,39 @@ async fn unsupported_versions(target: Target) -> Result<(), String> {
             ),
             Err(WireError::ClosedBeforeHead(_)) => {}
             Err(e) => return Err(format!("{what}: neither rejected nor closed: {e}")),
+        }
+        drop(conn);
+        expect_calls_since(&target, before, 0, what).await?;
+    }
+    Ok(())
+}
+
+/// SRV-LIMIT-17: on the port that serves HTTP/1.x and HTTP/2 with prior knowledge (the suite's
+/// target, when `http2` is claimed), a client whose first line carries no HTTP version speaks
+/// neither: it gets no response at all (an HTTP/2 client would read an HTTP/1 `400` as frames),
+/// only a close, and the application is not called.
+async fn first_line_not_http(target: Target) -> Result<(), String> {
+    let attempts: [(&str, &[u8]); 3] = [
+        ("an HTTP/0.9 request", b"GET /meta\r\n\r\n"),
+        (
+            "a broken HTTP/2 preface",
+            b"INVALID CONNECTION PREFACE\r\n\r\n",
+        ),
+        ("another protocol", b"SSH-2.0-OpenSSH_9.6\r\n"),
+    ];
+    for (what, raw) in attempts {
+        let before = calls(&target).await?;
+        let mut conn = WireConn::connect(target.addr).await.map_err(err)?;
+        conn.send(raw).await.map_err(err)?;
+        match conn.read_response("GET").await {
+            Err(WireError::ClosedBeforeHead(0)) => {}
+            Ok(response) => {
+                return Err(format!(
+                    "{what}: answered {} instead of closing without a response",
+                    response.status
+                ));
+            }
+            Err(e) => return Err(format!("{what}: not closed without a response: {e}")),
         }
         drop(conn);
         expect_calls_since(&target, before, 0, what).await?;

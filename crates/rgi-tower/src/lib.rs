@@ -73,8 +73,10 @@
 //!
 //! What a service never sees stays the host's: how hyper frames HTTP/1 requests. Hosted by bare
 //! hyper, a request can hide behind a bare-LF trailer line (`SRV-LIMIT-15`) and `HTTP/1.2` is
-//! refused instead of served as HTTP/1.1 (`SRV-LIMIT-19`); rgi-server's framing guard handles
-//! both in front of hyper (`conformance-tests/KNOWN-FAILURES.md`). So do the bounds on slow
+//! refused instead of served as HTTP/1.1 (`SRV-LIMIT-19`); hyper-util's builder for HTTP/1 and
+//! HTTP/2 on one port answers a first line that is not HTTP with an HTTP/1 `400` instead of a
+//! close (`SRV-LIMIT-17`). rgi-server handles all three in front of hyper
+//! (`conformance-tests/KNOWN-FAILURES.md`). So do the bounds on slow
 //! clients: the host's timeouts, a minimum rate for uploads (`SRV-LIMIT-20`), and a write
 //! timeout that also covers HTTP/2 streams left without flow-control window (`SRV-LIMIT-16`),
 //! which bare hyper does not have.
