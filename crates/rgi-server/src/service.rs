@@ -654,6 +654,28 @@ fn panic_response<B>(
     failure_response(finish, StatusCode::INTERNAL_SERVER_ERROR, notifier)
 }
 
+/// Whether `error` comes from a client that went away rather than from the application: an
+/// I/O error of a closed connection, or `BodyError::Disconnected`, anywhere in its chain. An
+/// upgrade handler passes such errors on with `?`; they are not application failures
+/// (`SRV-LOG-2`).
+fn is_departure(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(error) = next {
+        let io_departure = error
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(ws::is_disconnect);
+        let body_departure = matches!(
+            error.downcast_ref::<BodyError>(),
+            Some(BodyError::Disconnected)
+        );
+        if io_departure || body_departure {
+            return true;
+        }
+        next = error.source();
+    }
+    false
+}
+
 /// The answer to an application's `Err` (`CORE-ERR-*`).
 fn error_response<B>(
     finish: Finish,
@@ -843,11 +865,18 @@ fn finish_response<A: App>(
                                         WriteTimeout::new(TokioIo::new(upgraded), h2_write_timeout),
                                         Bytes::new(),
                                     );
-                                    if let Err(error) = handler.run(io).await {
-                                        tracing::error!(
+                                    match handler.run(io).await {
+                                        Ok(()) => {}
+                                        Err(error) if is_departure(error.as_ref()) => {
+                                            tracing::debug!(
+                                                error = %error_chain(error.as_ref()),
+                                                "the client went away during the upgraded exchange"
+                                            );
+                                        }
+                                        Err(error) => tracing::error!(
                                             error = %error_chain(error.as_ref()),
                                             "the upgrade handler failed; closing the connection"
-                                        );
+                                        ),
                                     }
                                 }
                                 Err(error) => {
@@ -1443,7 +1472,39 @@ pub(crate) fn serve_request<A: App>(
 
 #[cfg(test)]
 mod tests {
-    use super::{LogTarget, declared_length, has_cr_lf_or_nul, valid_host};
+    use super::{LogTarget, declared_length, has_cr_lf_or_nul, is_departure, valid_host};
+
+    /// SRV-LOG-2: an upgrade handler's error that only passes on a closed connection, directly
+    /// or as the source of the handler's own error, is a departure; other errors are not.
+    #[test]
+    fn departures_are_told_from_application_failures() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("relaying failed")]
+        struct Relay(#[source] std::io::Error);
+
+        use std::io::{Error, ErrorKind};
+        let gone = [
+            ErrorKind::BrokenPipe,
+            ErrorKind::ConnectionReset,
+            ErrorKind::UnexpectedEof,
+        ];
+        for kind in gone {
+            assert!(is_departure(&Error::from(kind)), "{kind:?}");
+            assert!(
+                is_departure(&Relay(Error::from(kind))),
+                "{kind:?} as a source"
+            );
+        }
+        assert!(is_departure(&rgi::BodyError::Disconnected));
+        let failures: [Box<dyn std::error::Error>; 3] = [
+            Box::new(Error::from(ErrorKind::PermissionDenied)),
+            Box::new(Relay(Error::other("the backend refused"))),
+            Box::new(rgi::BodyError::TimedOut),
+        ];
+        for failure in failures {
+            assert!(!is_departure(failure.as_ref()), "{failure}");
+        }
+    }
 
     /// CORE-ERR-6: an application's `content-length` is one decimal length the server can send
     /// (u64::MAX bytes never can); anything else is a `500`.

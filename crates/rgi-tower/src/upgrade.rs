@@ -135,8 +135,16 @@ pub(crate) fn complete<B>(offer: Offer, response: &mut Response<B>) {
         match offer.on_upgrade.await {
             Ok(upgraded) => {
                 let io = Upgraded::new(TokioIo::new(upgraded), Bytes::new());
-                if let Err(error) = handler.run(io).await {
-                    tracing::error!(%protocol, error = %error, "upgrade handler failed");
+                match handler.run(io).await {
+                    Ok(()) => {}
+                    // SRV-LOG-2: a handler that passes on a closed connection failed because
+                    // the client left.
+                    Err(error) if client_left(error.as_ref()) => {
+                        tracing::debug!(%protocol, error = %error, "the client went away during the upgraded exchange");
+                    }
+                    Err(error) => {
+                        tracing::error!(%protocol, error = %error, "upgrade handler failed");
+                    }
                 }
             }
             Err(error) => {
@@ -144,4 +152,46 @@ pub(crate) fn complete<B>(offer: Offer, response: &mut Response<B>) {
             }
         }
     });
+}
+
+/// Whether an I/O error of a closed connection is anywhere in `error`'s chain.
+fn client_left(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(error) = next {
+        let closed = error.downcast_ref::<std::io::Error>().is_some_and(|io| {
+            matches!(
+                io.kind(),
+                std::io::ErrorKind::BrokenPipe
+                    | std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::ConnectionAborted
+                    | std::io::ErrorKind::NotConnected
+                    | std::io::ErrorKind::UnexpectedEof
+                    | std::io::ErrorKind::WriteZero
+            )
+        });
+        if closed {
+            return true;
+        }
+        next = error.source();
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::client_left;
+    use std::io::{Error, ErrorKind};
+
+    /// SRV-LOG-2: a closed connection, directly or as a source, is the client leaving.
+    #[test]
+    fn closed_connections_are_departures() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("relaying failed")]
+        struct Relay(#[source] Error);
+
+        assert!(client_left(&Error::from(ErrorKind::BrokenPipe)));
+        assert!(client_left(&Relay(Error::from(ErrorKind::ConnectionReset))));
+        assert!(!client_left(&Relay(Error::other("the backend refused"))));
+        assert!(!client_left(&Error::from(ErrorKind::PermissionDenied)));
+    }
 }

@@ -29,6 +29,7 @@ use http::{HeaderMap, Version};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 pub(crate) use handshake::reject_unsupported_version;
+pub(crate) use transport::is_disconnect;
 
 /// WebSocket limits.
 ///

@@ -425,7 +425,7 @@ fn send_error(error: tungstenite::Error) -> WsError {
 }
 
 /// Whether an I/O error means the peer is gone.
-pub(super) fn is_disconnect(error: &io::Error) -> bool {
+pub(crate) fn is_disconnect(error: &io::Error) -> bool {
     matches!(
         error.kind(),
         io::ErrorKind::BrokenPipe
