@@ -333,9 +333,9 @@ pin_project_lite::pin_project! {
         declared: u64,
         sent: u64,
         done: bool,
-        aborted: bool,
-        // Aborted because the request body reported the client gone (see `client_cause`).
-        client_left: bool,
+        // How the exchange ended when the body was cut short: `Aborted`, or `ClientGone` when
+        // the request body reported the client gone (see `AbortReason::client_cause`).
+        aborted: Option<Outcome>,
         ended: AtomicBool,
         notifier: Option<DisconnectNotifier>,
         log: Option<ExchangeLog>,
@@ -344,16 +344,14 @@ pin_project_lite::pin_project! {
     impl<B> PinnedDrop for ResponseBody<B> {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
-            let complete = !*this.aborted
+            let complete = this.aborted.is_none()
                 && (*this.done
                     || this.ended.load(Ordering::Acquire)
                     || declared(*this.declared).is_some_and(|declared| declared == *this.sent));
             let forced = this.log.as_ref().is_some_and(|log| log.is_forced());
-            let outcome = if *this.client_left {
-                // The application's body failed because the request body did: the client
-                // left mid-request (`HTTP-DISC-4`).
-                Outcome::ClientGone
-            } else if *this.aborted || (!complete && forced) {
+            let outcome = if let Some(outcome) = *this.aborted {
+                outcome
+            } else if !complete && forced {
                 Outcome::Aborted
             } else if complete {
                 Outcome::Completed
@@ -396,8 +394,7 @@ impl<B> ResponseBody<B> {
             declared: declared.unwrap_or(UNDECLARED),
             sent: 0,
             done: false,
-            aborted: false,
-            client_left: false,
+            aborted: None,
             ended: AtomicBool::new(false),
             notifier: Some(notifier),
             log,
@@ -425,8 +422,7 @@ impl<B> ResponseBody<B> {
             in_pieces: false,
             sent: 0,
             done: false,
-            aborted: false,
-            client_left: false,
+            aborted: None,
             ended: AtomicBool::new(false),
             notifier,
             log,
@@ -554,8 +550,13 @@ where
             }
             Err(reason) => {
                 log_abort(this.log.as_ref(), &reason);
-                *this.client_left = matches!(reason.client_cause(), Some(BodyError::Disconnected));
-                *this.aborted = true;
+                // A body that failed because the client left mid-request (`HTTP-DISC-4`).
+                let client_left = matches!(reason.client_cause(), Some(BodyError::Disconnected));
+                *this.aborted = Some(if client_left {
+                    Outcome::ClientGone
+                } else {
+                    Outcome::Aborted
+                });
                 *this.done = true;
                 this.inner.set(None);
                 // hyper may hold the head and earlier chunks in its write buffer, and it closes
@@ -588,7 +589,7 @@ where
                 None => rare.is_none_or(|rare| rare.server_made.is_none()),
             };
 
-        if end && !self.aborted {
+        if end && self.aborted.is_none() {
             self.ended.store(true, Ordering::Release);
         }
         end

@@ -659,16 +659,15 @@ fn panic_response<B>(
 /// upgrade handler passes such errors on with `?`; they are not application failures
 /// (`SRV-LOG-2`).
 fn is_departure(error: &(dyn std::error::Error + 'static)) -> bool {
+    if matches!(BodyError::find(error), Some(BodyError::Disconnected)) {
+        return true;
+    }
     let mut next = Some(error);
     while let Some(error) = next {
-        let io_departure = error
+        if error
             .downcast_ref::<std::io::Error>()
-            .is_some_and(ws::is_disconnect);
-        let body_departure = matches!(
-            error.downcast_ref::<BodyError>(),
-            Some(BodyError::Disconnected)
-        );
-        if io_departure || body_departure {
+            .is_some_and(ws::is_disconnect)
+        {
             return true;
         }
         next = error.source();
