@@ -296,12 +296,7 @@ async fn shutdown_awaited(lab: Lab) -> Result<(), String> {
         .map_err(err)?;
     expect_status(&idle.read_response("GET").await.map_err(err)?, 200)?;
     spawned.terminate().await?;
-    for _ in 0..200 {
-        if spawned.stderr().contains("rgi-probe: shutdown started") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    log_with(&spawned, &["rgi-probe: shutdown started"]).await;
     let _ = idle
         .send(&request("GET", "/meta", "HTTP/1.1", &[], None))
         .await;

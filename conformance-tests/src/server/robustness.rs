@@ -9,7 +9,7 @@ use rgi::Capability;
 use super::h2frames::{self, GOAWAY, H2Conn, HEADERS, RST_STREAM, SETTINGS};
 use super::http1::{expect_status, get};
 use super::{ServerCase, Target, check, server_case};
-use crate::wire::{WireConn, WireError, request};
+use crate::wire::{WireConn, WireError, WireResponse, request};
 
 pub(super) fn cases() -> Vec<ServerCase> {
     vec![
@@ -90,6 +90,22 @@ async fn calls(target: &Target) -> Result<u64, String> {
         .ok_or_else(|| format!("/calls answered {:?}", response.text()))
 }
 
+/// Sends `raw` on a connection of its own and reads the answer, checking that the application
+/// was not called for it; the answer (or why there was none) is the caller's to judge.
+async fn answer_without_call(
+    target: &Target,
+    raw: &[u8],
+    what: &str,
+) -> Result<Result<WireResponse, WireError>, String> {
+    let before = calls(target).await?;
+    let mut conn = WireConn::connect(target.addr).await.map_err(err)?;
+    conn.send(raw).await.map_err(err)?;
+    let answer = conn.read_response("GET").await;
+    drop(conn);
+    expect_calls_since(target, before, 0, what).await?;
+    Ok(answer)
+}
+
 async fn unsupported_versions(target: Target) -> Result<(), String> {
     let attempts: [(&str, &[u8]); 4] = [
         ("HTTP/0.9", b"GET /meta\r\n\r\n"),
@@ -101,10 +117,7 @@ async fn unsupported_versions(target: Target) -> Result<(), String> {
         ("HTTP/10.1", b"GET /meta HTTP/10.1\r\nhost: a\r\n\r\n"),
     ];
     for (what, raw) in attempts {
-        let before = calls(&target).await?;
-        let mut conn = WireConn::connect(target.addr).await.map_err(err)?;
-        conn.send(raw).await.map_err(err)?;
-        match conn.read_response("GET").await {
+        match answer_without_call(&target, raw, what).await? {
             Ok(response) => check!(
                 response.status == 505 || response.status == 400,
                 "{what}: answered {} {:?}",
@@ -114,8 +127,6 @@ async fn unsupported_versions(target: Target) -> Result<(), String> {
             Err(WireError::ClosedBeforeHead(_)) => {}
             Err(e) => return Err(format!("{what}: neither rejected nor closed: {e}")),
         }
-        drop(conn);
-        expect_calls_since(&target, before, 0, what).await?;
     }
     Ok(())
 }
@@ -134,10 +145,7 @@ async fn first_line_not_http(target: Target) -> Result<(), String> {
         ("another protocol", b"SSH-2.0-OpenSSH_9.6\r\n"),
     ];
     for (what, raw) in attempts {
-        let before = calls(&target).await?;
-        let mut conn = WireConn::connect(target.addr).await.map_err(err)?;
-        conn.send(raw).await.map_err(err)?;
-        match conn.read_response("GET").await {
+        match answer_without_call(&target, raw, what).await? {
             Err(WireError::ClosedBeforeHead(0)) => {}
             Ok(response) => {
                 return Err(format!(
@@ -147,8 +155,6 @@ async fn first_line_not_http(target: Target) -> Result<(), String> {
             }
             Err(e) => return Err(format!("{what}: not closed without a response: {e}")),
         }
-        drop(conn);
-        expect_calls_since(&target, before, 0, what).await?;
     }
     Ok(())
 }
