@@ -754,7 +754,7 @@ fn finish_response<A: App>(
     let hop_by_hop = response
         .headers()
         .keys()
-        .any(|name| rgi::fields::CONNECTION_SPECIFIC.contains(name));
+        .any(rgi::fields::is_connection_specific);
     for name in rgi::fields::CONNECTION_SPECIFIC
         .iter()
         .filter(|_| hop_by_hop)

@@ -399,7 +399,7 @@ fn remove_hop_by_hop<B>(response: &mut Response<B>) {
     let present = response
         .headers()
         .keys()
-        .any(|name| rgi::fields::CONNECTION_SPECIFIC.contains(name));
+        .any(rgi::fields::is_connection_specific);
     if !present {
         return;
     }

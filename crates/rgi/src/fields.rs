@@ -49,11 +49,45 @@ pub const FORBIDDEN_IN_TRAILERS: [HeaderName; 17] = [
 ];
 
 /// Whether `name` is one of [`CONNECTION_SPECIFIC`].
+///
+/// Servers ask this of every response field. It matches the name's text instead of searching
+/// the array: a `const` array is built (and dropped) again wherever it is used.
 pub fn is_connection_specific(name: &HeaderName) -> bool {
-    CONNECTION_SPECIFIC.contains(name)
+    matches!(
+        name.as_str(),
+        "connection" | "keep-alive" | "transfer-encoding" | "te" | "upgrade" | "proxy-connection"
+    )
 }
 
 /// Whether `name` is one of [`FORBIDDEN_IN_TRAILERS`].
 pub fn is_forbidden_in_trailers(name: &HeaderName) -> bool {
     FORBIDDEN_IN_TRAILERS.contains(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{CONNECTION_SPECIFIC, FORBIDDEN_IN_TRAILERS, is_connection_specific};
+    use http::HeaderName;
+    use http::header;
+
+    /// `is_connection_specific` matches the list, and only the list.
+    #[test]
+    fn connection_specific_matches_the_list() {
+        for name in &CONNECTION_SPECIFIC {
+            assert!(is_connection_specific(name), "{name}");
+        }
+        for name in FORBIDDEN_IN_TRAILERS
+            .iter()
+            .filter(|name| !CONNECTION_SPECIFIC.contains(name))
+            .chain([
+                &header::CONTENT_TYPE,
+                &header::TRAILER,
+                &HeaderName::from_static("keep-alive-x"),
+                &HeaderName::from_static("t"),
+                &HeaderName::from_static("x-upgrade"),
+            ])
+        {
+            assert!(!is_connection_specific(name), "{name}");
+        }
+    }
 }
