@@ -6,6 +6,8 @@
 #   bench/run.sh            full run: 3 rounds of 5 s windows (about 15 min + build)
 #   bench/run.sh --quick    1 round of 2 s windows (about 3 min + build)
 #   bench/run.sh --only plaintext,pipelined --servers hyper,rgi-hello --rounds 1
+#   bench/run.sh --render   rewrites BENCHMARKS.md and bench/chart.svg from bench/results/*.json
+#                           and bench/analysis.md, measuring nothing (after an analysis edit)
 #
 # Set CARGO_TARGET_DIR to share a build directory (default: bench/target).
 set -euo pipefail
@@ -16,6 +18,12 @@ export CARGO_TARGET_DIR="$target"
 started=$(date +%s)
 
 say() { printf '[run.sh %4ss] %s\n' "$(( $(date +%s) - started ))" "$*"; }
+
+if [ "${1:-}" = "--render" ]; then
+    say "building the harness (bench workspace, release)"
+    (cd "$repo/bench" && cargo build --release -q -p rgi-bench-harness)
+    exec "$target/release/rgi-bench" --repo "$repo" --render
+fi
 
 if [ "$(nproc)" -lt 2 ]; then
     echo "bench/run.sh needs 2 CPUs (server on core 0, load on core 1)" >&2

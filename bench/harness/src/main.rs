@@ -52,12 +52,14 @@ pub struct Options {
     pub quick: bool,
     /// The command line that was run, for the report.
     pub command: String,
+    /// Only rewrite the report from the last run's `bench/results/*.json` (`--render`).
+    pub render: bool,
 }
 
 fn usage() -> &'static str {
     "usage: rgi-bench --repo DIR --root-bin DIR --bench-bin DIR [--quick] [--rounds N] \
      [--seconds S] [--only plaintext,pipelined,echo,h2c,stream,memory,websocket,allocs] \
-     [--servers NAME,...] [--command TEXT]"
+     [--servers NAME,...] [--command TEXT] | rgi-bench --repo DIR --render"
 }
 
 fn parse_options() -> Result<Options, String> {
@@ -75,6 +77,7 @@ fn parse_options() -> Result<Options, String> {
         log_dir: std::env::temp_dir(),
         quick: false,
         command: "bench/run.sh".to_owned(),
+        render: false,
     };
     let mut explicit_rounds = None;
     let mut explicit_seconds = None;
@@ -83,6 +86,7 @@ fn parse_options() -> Result<Options, String> {
         let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
         match arg.as_str() {
             "--quick" => options.quick = true,
+            "--render" => options.render = true,
             "--rounds" => explicit_rounds = Some(value()?.parse().map_err(|_| "bad --rounds")?),
             "--seconds" => {
                 explicit_seconds = Some(value()?.parse().map_err(|_| "bad --seconds")?);
@@ -124,7 +128,12 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    match run(&options) {
+    let outcome = if options.render {
+        render(&options)
+    } else {
+        run(&options)
+    };
+    match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("rgi-bench: {message}");
@@ -286,6 +295,32 @@ fn run(options: &Options) -> Result<(), String> {
         "[{}] done: BENCHMARKS.md, bench/chart.svg, bench/results/*.json",
         clock.elapsed()
     );
+    Ok(())
+}
+
+/// Rewrites BENCHMARKS.md and bench/chart.svg from the last run's `bench/results/*.json` and
+/// the current `bench/analysis.md`, without measuring anything: for an edit of the analysis.
+fn render(options: &Options) -> Result<(), String> {
+    let recorded = report::read_results(&options.repo)?;
+    let options = Options {
+        quick: recorded.quick,
+        rounds: recorded.rounds,
+        seconds: recorded.seconds,
+        command: recorded.command,
+        ..options.clone()
+    };
+    let specs = servers::all(&options);
+    let selected: Vec<&ServerSpec> = specs
+        .iter()
+        .filter(|spec| recorded.measurements.iter().any(|m| m.server == spec.name))
+        .collect();
+    report::write_report(
+        &options,
+        &recorded.environment,
+        &selected,
+        &recorded.measurements,
+    )?;
+    println!("rgi-bench: BENCHMARKS.md and bench/chart.svg rewritten from bench/results/*.json");
     Ok(())
 }
 

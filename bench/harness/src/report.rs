@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::process::Command;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::Options;
 use crate::load::LoadResult;
@@ -13,7 +13,7 @@ use crate::procfs::WindowDelta;
 use crate::servers::ServerSpec;
 
 /// One measured window (or one allocation count).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Measurement {
     /// Scenario name.
     pub scenario: String,
@@ -167,7 +167,7 @@ pub fn stat(
 }
 
 /// Machine, versions, date.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Environment {
     /// `lscpu` model name and core count.
     pub cpu: String,
@@ -397,6 +397,67 @@ fn cell(stat: Option<Stat>, baseline: Option<Stat>, ratio: bool) -> String {
 /// The figures are shown with two decimals, and the verdict compares what it shows.
 const ALLOCATION_NOISE: f64 = 0.005;
 
+/// What a run recorded in `bench/results/*.json`, read back by `--render`.
+#[derive(Debug)]
+pub struct Recorded {
+    /// The run's machine, versions and date.
+    pub environment: Environment,
+    /// Every measurement of every scenario.
+    pub measurements: Vec<Measurement>,
+    /// Quick mode.
+    pub quick: bool,
+    /// Rounds.
+    pub rounds: u32,
+    /// Seconds per window.
+    pub seconds: u32,
+    /// The command that was run (files from before it was recorded: `bench/run.sh`).
+    pub command: String,
+}
+
+/// The file of one scenario, as [`write_all`] writes it.
+#[derive(Deserialize)]
+struct ScenarioFile {
+    environment: Environment,
+    quick: bool,
+    rounds: u32,
+    seconds: u32,
+    #[serde(default)]
+    command: Option<String>,
+    measurements: Vec<Measurement>,
+}
+
+/// Reads the results of the last run back from `bench/results/*.json`.
+pub fn read_results(repo: &std::path::Path) -> Result<Recorded, String> {
+    let dir = repo.join("bench/results");
+    let mut paths: Vec<_> = std::fs::read_dir(&dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+        .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
+        .collect();
+    paths.sort();
+    let mut recorded: Option<Recorded> = None;
+    for path in paths {
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let file: ScenarioFile =
+            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        match &mut recorded {
+            Some(recorded) => recorded.measurements.extend(file.measurements),
+            None => {
+                recorded = Some(Recorded {
+                    environment: file.environment,
+                    measurements: file.measurements,
+                    quick: file.quick,
+                    rounds: file.rounds,
+                    seconds: file.seconds,
+                    command: file.command.unwrap_or_else(|| "bench/run.sh".to_owned()),
+                });
+            }
+        }
+    }
+    recorded.ok_or_else(|| format!("no results in {}", dir.display()))
+}
+
 /// Writes every output.
 pub fn write_all(
     options: &Options,
@@ -431,6 +492,7 @@ pub fn write_all(
             "quick": options.quick,
             "rounds": options.rounds,
             "seconds": options.seconds,
+            "command": options.command,
             "summary": summary,
             "measurements": raw,
         });
@@ -438,6 +500,16 @@ pub fn write_all(
         let text = serde_json::to_string_pretty(&document).map_err(|e| e.to_string())?;
         std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
     }
+    write_report(options, environment, servers, measurements)
+}
+
+/// Writes bench/chart.svg and BENCHMARKS.md (with the current `bench/analysis.md`).
+pub fn write_report(
+    options: &Options,
+    environment: &Environment,
+    servers: &[&ServerSpec],
+    measurements: &[Measurement],
+) -> Result<(), String> {
     let svg = chart(servers, measurements);
     let svg_path = options.repo.join("bench/chart.svg");
     std::fs::write(&svg_path, svg).map_err(|e| format!("{}: {e}", svg_path.display()))?;
