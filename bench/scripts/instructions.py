@@ -158,11 +158,12 @@ def main() -> int:
     parser.add_argument("--out", default=str(REPO / "bench/profiles/instructions.md"))
     options = parser.parse_args()
 
-    missing = [tool for tool, package in (("valgrind", "valgrind"), ("h2load", "nghttp2-client"))
-               if shutil.which(tool) is None]
-    if missing:
+    packages = [package for tool, package in (("valgrind", "valgrind"), ("h2load", "nghttp2-client"))
+                if shutil.which(tool) is None]
+    if packages:
         sudo = [] if os.geteuid() == 0 else ["sudo"]
-        packages = ["valgrind" if t == "valgrind" else "nghttp2-client" for t in missing]
+        print(f"[instructions] installing {' '.join(packages)}", file=sys.stderr, flush=True)
+        subprocess.run([*sudo, "apt-get", "update", "-qq"], check=True)
         subprocess.run([*sudo, "apt-get", "install", "-y", "-qq", *packages], check=True)
 
     target = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "bench/target")) / "release"
